@@ -1,0 +1,64 @@
+// What the core gives a started module: the bus, the scheduler, a logger, a state directory,
+// the host identity and health reporting.
+#pragma once
+
+#include <agent/Metric.h>
+
+#include <Poco/JSON/Object.h>
+#include <Poco/Logger.h>
+#include <Poco/Timespan.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace agent {
+
+struct PublishResult {
+    std::size_t accepted = 0; // points taken by every sink
+    std::size_t dropped = 0;  // points some sink could not take (counted there)
+};
+
+class Bus {
+public:
+    virtual ~Bus() = default;
+    // Hands a batch to every sink's queue. Never blocks for long: a full queue drops its
+    // oldest points (counted and logged) rather than stall the source.
+    virtual PublishResult publish(Batch&& batch) = 0;
+};
+
+using TaskId = std::uint64_t;
+
+class Scheduler {
+public:
+    virtual ~Scheduler() = default;
+    // Runs `task` every `period`, first after `offset`, on the core's worker threads. A run still
+    // going when the next is due is skipped and counted. Exceptions are logged and counted.
+    virtual TaskId every(const std::string& name, Poco::Timespan period, Poco::Timespan offset,
+                         std::function<void()> task) = 0;
+    // Stops future runs; a run in progress finishes.
+    virtual void cancel(TaskId id) = 0;
+};
+
+struct HostIdentity {
+    std::string hostname;
+    std::vector<std::string> ips;        // non-loopback addresses
+    std::vector<std::string> namespaces; // may be empty on a standalone host
+};
+
+class Context {
+public:
+    virtual ~Context() = default;
+
+    virtual Bus& bus() = 0;
+    virtual Scheduler& scheduler() = 0;
+    virtual Poco::Logger& logger() = 0;
+    // A directory of the module's own (created), under the agent's state dir.
+    virtual std::string stateDir() const = 0;
+    virtual HostIdentity identity() const = 0;
+    // Replaces the module's health object, shown by `/me/status` and read by reporters.
+    virtual void setHealth(Poco::JSON::Object::Ptr health) = 0;
+};
+
+} // namespace agent

@@ -1,0 +1,56 @@
+// The typed metric that every module produces or consumes, and the batch it travels in.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace agent {
+
+using FieldValue = std::variant<std::int64_t, std::uint64_t, double, bool, std::string>;
+
+struct Tag {
+    std::string key;
+    std::string value;
+};
+
+struct Field {
+    std::string key;
+    FieldValue value;
+};
+
+// One point: a measurement in a namespace, with tags, fields and a timestamp in seconds.
+// Tags are kept sorted by key (setTag does it), as InfluxDB prefers them.
+struct Metric {
+    std::string ns;
+    std::string name;
+    std::vector<Tag> tags;
+    std::vector<Field> fields;
+    std::int64_t timestamp = 0;
+
+    // Inserts or replaces a tag, keeping the tag list sorted by key.
+    void setTag(std::string key, std::string value);
+    const std::string* findTag(std::string_view key) const;
+    void addField(std::string key, FieldValue value);
+};
+
+using Batch = std::vector<Metric>;
+
+// A single-valued point, the shape the Go agent and its plugins use: field "value".
+Metric makePoint(std::string ns, std::string name, FieldValue value, std::int64_t timestamp);
+
+// Timestamps are seconds; anything outside [kMinTimestamp, kMaxTimestamp) is not a valid
+// timestamp in seconds (0, milliseconds, nanoseconds) and becomes "now".
+inline constexpr std::int64_t kMinTimestamp = 1'000'000'000;
+inline constexpr std::int64_t kMaxTimestamp = 10'000'000'000;
+
+// Applies the rule every metric leaving for a sink obeys: a non-empty `host` tag (the agent's
+// hostname unless the metric has one) and a timestamp in seconds.
+void normalizeForSink(Metric& metric, const std::string& hostname, std::int64_t now);
+
+// Names of metrics, namespaces and plugin outputs: [0-9A-Za-z._-]+ and at most maxLength chars.
+bool isValidName(std::string_view name, std::size_t maxLength = 256);
+
+} // namespace agent

@@ -1,0 +1,278 @@
+// Core sections of the configuration: one schema table per section (the single place where the
+// keys, their types and defaults are declared), validation, and module derivation for files
+// written for the Go agent (which have no [modules] section).
+#include "AgentConfig.h"
+
+#include <agent/Metric.h>
+
+#include <Poco/NumberParser.h>
+#include <Poco/Path.h>
+#include <Poco/String.h>
+
+#include <algorithm>
+#include <map>
+
+namespace agent {
+namespace {
+
+const std::vector<std::string> kCoreSections = {"agent", "output", "log", "modules"};
+
+// Module kinds are name prefixes (DESIGN §1); a section named like this configures a module.
+bool looksLikeModule(const std::string& name) {
+    for (const char* prefix : {"source-", "sink-", "api-", "reporter-"}) {
+        if (name.rfind(prefix, 0) == 0) return true;
+    }
+    return false;
+}
+
+// Poco's logging level names for the Go agent's loglevel values.
+bool pocoLogLevel(const std::string& level, std::string& out) {
+    static const std::map<std::string, std::string> names = {
+        {"TRACE", "trace"},     {"DEBUG", "debug"},   {"INFO", "information"}, {"INFORMATION", "information"},
+        {"NOTICE", "notice"},   {"WARN", "warning"},  {"WARNING", "warning"},  {"ERROR", "error"},
+        {"CRITICAL", "critical"}, {"FATAL", "fatal"},
+    };
+    auto it = names.find(Poco::toUpper(level));
+    if (it == names.end()) return false;
+    out = it->second;
+    return true;
+}
+
+// Whether a value given on the command line parses as the schema's type.
+bool parsesAs(const std::string& text, ConfigType type) {
+    const std::string value = Poco::trim(text);
+    switch (type) {
+    case ConfigType::String:
+    case ConfigType::StringList: return true;
+    case ConfigType::Integer: {
+        Poco::Int64 ignored = 0;
+        return Poco::NumberParser::tryParse64(value, ignored);
+    }
+    case ConfigType::Float: {
+        double ignored = 0;
+        return Poco::NumberParser::tryParseFloat(value, ignored);
+    }
+    case ConfigType::Boolean: {
+        bool ignored = false;
+        return Poco::NumberParser::tryParseBool(value, ignored);
+    }
+    }
+    return false;
+}
+
+bool kindMatches(TomlConfiguration::ValueKind kind, ConfigType type) {
+    using Kind = TomlConfiguration::ValueKind;
+    switch (type) {
+    case ConfigType::String: return kind == Kind::String;
+    case ConfigType::Integer: return kind == Kind::Integer;
+    case ConfigType::Float: return kind == Kind::Float || kind == Kind::Integer;
+    case ConfigType::Boolean: return kind == Kind::Boolean;
+    case ConfigType::StringList: return kind == Kind::StringList;
+    }
+    return false;
+}
+
+} // namespace
+
+const ConfigSchema& AgentConfig::agentSchema() {
+    static const ConfigSchema schema = {
+        {"listen", ConfigType::String, "127.0.0.1:1232", "HTTP API address (host:port or unix:/path.sock); \"\" = no API"},
+        {"ifaceprefix", ConfigType::StringList, R"(["eth","en"])", "network interfaces to watch, by name prefix"},
+        {"registryaddr", ConfigType::String, "", "registry base URL, file:///path.json, or \"\" for standalone"},
+        {"pluginsdir", ConfigType::String, "/usr/local/agent-plugins", "where plugin repositories are cloned"},
+        {"pluginsuser", ConfigType::String, "nobody", "user plugins run as; never root"},
+        {"git", ConfigType::String, "", "clone URL template; %s = group/project"},
+        {"hostname", ConfigType::String, "", "host name to report; \"\" = the system's"},
+        {"statedir", ConfigType::String, "/var/lib/agent", "spool, plugin state and caches"},
+        {"namespaces", ConfigType::StringList, "[]", "this host's namespaces when there is no registry"},
+        {"pidfile", ConfigType::String, "", "pid file; \"\" = <statedir>/agent.pid"},
+    };
+    return schema;
+}
+
+const ConfigSchema& AgentConfig::outputSchema() {
+    static const ConfigSchema schema = {
+        {"name", ConfigType::String, "", "the sink: nsq, influx or file"},
+        {"names", ConfigType::StringList, "[]", "several sinks at once"},
+        {"servers", ConfigType::StringList, "[]", "NSQ daemons (host:port)"},
+        {"buffersize", ConfigType::Integer, "1000", "points held in memory per sink"},
+        {"retry_initial", ConfigType::Float, "0.5", "seconds before the first retry of a failed write"},
+        {"retry_max", ConfigType::Float, "30", "longest wait between retries, seconds"},
+        {"drain_timeout", ConfigType::Float, "3", "seconds a sink may spend delivering its queue at shutdown"},
+    };
+    return schema;
+}
+
+const ConfigSchema& AgentConfig::logSchema() {
+    static const ConfigSchema schema = {
+        {"logdir", ConfigType::String, "/var/log/agent", "directory of agent.log"},
+        {"loglevel", ConfigType::String, "INFO", "TRACE, DEBUG, INFO, WARN, ERROR or FATAL"},
+        {"logrotatenum", ConfigType::Integer, "5", "rotated log files kept"},
+        {"logrotatesize", ConfigType::Integer, "104857600", "bytes at which agent.log rotates"},
+    };
+    return schema;
+}
+
+const ConfigSchema& AgentConfig::modulesSchema() {
+    static const ConfigSchema schema = {
+        {"dir", ConfigType::String, "", "directory of the module .so files; \"\" = next to the agent"},
+        {"load", ConfigType::StringList, "", "modules to load; absent = derived from the sections present"},
+    };
+    return schema;
+}
+
+AgentConfig AgentConfig::load(const std::string& path, const std::vector<std::string>& overrides,
+                              const Paths& paths) {
+    Poco::AutoPtr<TomlConfiguration> toml = TomlConfiguration::fromFile(path);
+    std::vector<std::string> errors;
+    for (const std::string& item : overrides) {
+        const auto eq = item.find('=');
+        const std::string key = Poco::trim(item.substr(0, eq));
+        if (eq == std::string::npos || key.find('.') == std::string::npos || key.front() == '.' || key.back() == '.') {
+            errors.push_back("command line: -D" + item + ": expected -Dsection.key=value");
+            continue;
+        }
+        toml->setFromCommandLine(key, item.substr(eq + 1));
+    }
+    if (!errors.empty()) throw ConfigError(errors);
+    return fromToml(toml, paths);
+}
+
+AgentConfig AgentConfig::fromToml(Poco::AutoPtr<TomlConfiguration> toml, const Paths& paths) {
+    AgentConfig config(std::move(toml), paths.baseDir);
+    config.readSettings(paths.defaultModuleDir);
+    return config;
+}
+
+ModuleConfig AgentConfig::section(const std::string& name, const ConfigSchema& schema) const {
+    Poco::AutoPtr<TomlConfiguration> toml = toml_;
+    Poco::AutoPtr<ModuleConfig::Configuration> root(const_cast<TomlConfiguration*>(toml_.get()), true);
+    return ModuleConfig(
+        name, schema, root, [toml](const std::string& key) { return toml->locate(key); }, baseDir_);
+}
+
+void AgentConfig::validateSection(const std::string& name, const ConfigSchema& schema, ConfigErrors& errors) const {
+    const TomlConfiguration::KeyInfo* sectionInfo = toml_->info(name);
+    if (sectionInfo != nullptr && sectionInfo->kind != TomlConfiguration::ValueKind::Table) {
+        errors.add(toml_->locate(name) + ": " + name + ": must be a [section]");
+        return;
+    }
+    for (const std::string& key : toml_->keysOf(name)) {
+        const std::string full = name + "." + key;
+        const std::string where = toml_->locate(full);
+        auto known = std::find_if(schema.begin(), schema.end(), [&key](const ConfigKey& k) { return k.name == key; });
+        if (known == schema.end()) {
+            std::string valid;
+            for (const ConfigKey& k : schema) valid += (valid.empty() ? "" : ", ") + k.name;
+            errors.add(where + ": [" + name + "] " + key + ": unknown key (valid keys: " +
+                       (valid.empty() ? "none" : valid) + ")");
+            continue;
+        }
+        const TomlConfiguration::KeyInfo* keyInfo = toml_->info(full);
+        const bool fromCommandLine = keyInfo->kind == TomlConfiguration::ValueKind::CommandLine;
+        const bool ok = fromCommandLine ? parsesAs(toml_->getRawString(full), known->type)
+                                        : kindMatches(keyInfo->kind, known->type);
+        if (!ok) {
+            errors.add(where + ": [" + name + "] " + key + ": must be " + toString(known->type) +
+                       (fromCommandLine ? ", got \"" + toml_->getRawString(full) + "\"" : ""));
+        }
+    }
+}
+
+std::vector<std::string> AgentConfig::unclaimedSections(const std::vector<std::string>& loadedModules) const {
+    std::vector<std::string> unclaimed;
+    for (const std::string& section : toml_->sections()) {
+        const bool core = std::find(kCoreSections.begin(), kCoreSections.end(), section) != kCoreSections.end();
+        const bool module = std::find(loadedModules.begin(), loadedModules.end(), section) != loadedModules.end();
+        if (!core && !module) unclaimed.push_back(section);
+    }
+    return unclaimed;
+}
+
+void AgentConfig::readSettings(const std::string& defaultModuleDir) {
+    ConfigErrors errors;
+    validateSection("agent", agentSchema(), errors);
+    validateSection("output", outputSchema(), errors);
+    validateSection("log", logSchema(), errors);
+    validateSection("modules", modulesSchema(), errors);
+    errors.throwIfAny(); // typed reads below rely on valid types
+
+    const ModuleConfig agent = section("agent", agentSchema());
+    const ModuleConfig output = section("output", outputSchema());
+    const ModuleConfig log = section("log", logSchema());
+    const ModuleConfig modules = section("modules", modulesSchema());
+    AgentSettings& s = settings_;
+
+    s.listen = agent.getString("listen");
+    s.ifacePrefixes = agent.getStringList("ifaceprefix");
+    s.registryAddr = agent.getString("registryaddr");
+    s.pluginsDir = agent.getPath("pluginsdir");
+    s.pluginsUser = agent.getString("pluginsuser");
+    s.gitTemplate = agent.getString("git");
+    s.hostname = agent.getString("hostname");
+    s.stateDir = agent.getPath("statedir");
+    s.namespaces = agent.getStringList("namespaces");
+    s.pidFile = agent.getString("pidfile").empty() ? s.stateDir + "/agent.pid" : agent.getPath("pidfile");
+    if (s.stateDir.empty()) errors.add(agent, "statedir", "must not be empty");
+    if (s.pluginsUser == "root" || s.pluginsUser == "0") errors.add(agent, "pluginsuser", "plugins never run as root");
+    for (const std::string& ns : s.namespaces) {
+        if (!isValidName(ns, 128)) errors.add(agent, "namespaces", "\"" + ns + "\" is not a valid namespace ([0-9A-Za-z._-]+, at most 128 characters)");
+    }
+
+    if (!output.getString("name").empty()) s.outputNames.push_back(output.getString("name"));
+    for (const std::string& name : output.getStringList("names")) {
+        if (std::find(s.outputNames.begin(), s.outputNames.end(), name) == s.outputNames.end()) s.outputNames.push_back(name);
+    }
+    s.servers = output.getStringList("servers");
+    s.bufferSize = output.getInt("buffersize");
+    s.retryInitialSeconds = output.getDouble("retry_initial");
+    s.retryMaxSeconds = output.getDouble("retry_max");
+    s.drainSeconds = output.getDouble("drain_timeout");
+    if (s.bufferSize < 1) errors.add(output, "buffersize", "must be at least 1");
+    if (s.retryInitialSeconds <= 0) errors.add(output, "retry_initial", "must be positive");
+    if (s.retryMaxSeconds < s.retryInitialSeconds) errors.add(output, "retry_max", "must be at least retry_initial");
+    if (s.drainSeconds < 0 || s.drainSeconds > 60) errors.add(output, "drain_timeout", "must be between 0 and 60 seconds");
+
+    s.logDir = log.getPath("logdir");
+    if (!pocoLogLevel(log.getString("loglevel"), s.logLevel))
+        errors.add(log, "loglevel", "\"" + log.getString("loglevel") + "\" is not one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL");
+    const std::int64_t rotateNum = log.getInt("logrotatenum");
+    s.logRotateSize = log.getInt("logrotatesize");
+    if (rotateNum < 0 || rotateNum > 1000) errors.add(log, "logrotatenum", "must be between 0 and 1000");
+    s.logRotateNum = static_cast<int>(std::clamp<std::int64_t>(rotateNum, 0, 1000));
+    if (s.logRotateSize < 4096) errors.add(log, "logrotatesize", "must be at least 4096 bytes");
+
+    s.moduleDir = modules.getString("dir").empty() ? defaultModuleDir : modules.getPath("dir");
+    if (modules.has("load")) {
+        for (const std::string& name : modules.getStringList("load")) {
+            if (!isValidName(name, 128)) errors.add(modules, "load", "\"" + name + "\" is not a module name");
+            else if (std::find(s.modules.begin(), s.modules.end(), name) != s.modules.end())
+                errors.add(modules, "load", "\"" + name + "\" is listed twice");
+            else s.modules.push_back(name);
+        }
+    } else {
+        // A Go agent's file: interfaces are always watched; the output chooses the sinks; an API
+        // address starts the API; a registry starts the plugin runner; module sections add theirs.
+        s.modulesDerived = true;
+        auto add = [&s](const std::string& name) {
+            if (std::find(s.modules.begin(), s.modules.end(), name) == s.modules.end()) s.modules.push_back(name);
+        };
+        add("source-netif");
+        if (!s.registryAddr.empty()) add("source-exec");
+        for (const std::string& name : s.outputNames) {
+            const std::string lower = Poco::toLower(name);
+            if (lower == "nsq") add("sink-nsq");
+            else if (lower == "influx" || lower == "influxdb") add("sink-influx");
+            else if (lower == "file") add("sink-file");
+            else errors.add(output, output.has("name") && output.getString("name") == name ? "name" : "names",
+                            "\"" + name + "\" is not a known output (nsq, influx, file)");
+        }
+        if (!s.listen.empty()) add("api-http");
+        for (const std::string& section : toml_->sections()) {
+            if (looksLikeModule(section)) add(section);
+        }
+    }
+    errors.throwIfAny();
+}
+
+} // namespace agent

@@ -1,0 +1,132 @@
+// InfluxDB line protocol, as the reference specifies it:
+//   measurement[,tag=value...] field=value[,field=value...] timestamp
+// Measurement: escape comma and space. Tag keys, tag values, field keys: escape comma, equals
+// sign and space. String field values: double-quoted, escape double quote and backslash.
+// Integers carry an `i` suffix (unsigned a `u` would need InfluxDB 1.8+ with a flag, so uint64 is
+// written as a signed integer when it fits and as a float otherwise). NaN and infinities have no
+// representation and are left out. Newlines cannot be escaped in keys, so they become spaces
+// (escaped); in string values they are legal inside the quotes.
+#include <agent/LineProtocol.h>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+namespace agent {
+namespace {
+
+void appendEscaped(std::string& out, std::string_view text, bool escapeEquals) {
+    for (char c : text) {
+        switch (c) {
+        case ',':
+        case ' ':
+            out.push_back('\\');
+            out.push_back(c);
+            break;
+        case '=':
+            if (escapeEquals) out.push_back('\\');
+            out.push_back(c);
+            break;
+        case '\n':
+        case '\r':
+        case '\t':
+            out.append("\\ ");
+            break;
+        default:
+            out.push_back(c);
+        }
+    }
+}
+
+template <typename T>
+void appendNumber(std::string& out, T value) {
+    char buffer[32];
+    auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+    (void)ec; // 32 bytes hold every int64 and the shortest round-trip form of every double
+    out.append(buffer, end);
+}
+
+// Appends "key=value"; returns false (appending nothing) for values line protocol cannot carry.
+bool appendField(std::string& out, const Field& field) {
+    if (const double* d = std::get_if<double>(&field.value); d != nullptr && !std::isfinite(*d)) return false;
+    appendEscaped(out, field.key, true);
+    out.push_back('=');
+    std::visit(
+        [&out](const auto& v) {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, std::int64_t>) {
+                appendNumber(out, v);
+                out.push_back('i');
+            } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+                if (v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+                    appendNumber(out, static_cast<std::int64_t>(v));
+                    out.push_back('i');
+                } else {
+                    appendNumber(out, static_cast<double>(v));
+                }
+            } else if constexpr (std::is_same_v<T, double>) {
+                appendNumber(out, v);
+            } else if constexpr (std::is_same_v<T, bool>) {
+                out.append(v ? "true" : "false");
+            } else {
+                out.push_back('"');
+                for (char c : v) {
+                    if (c == '"' || c == '\\') out.push_back('\\');
+                    out.push_back(c);
+                }
+                out.push_back('"');
+            }
+        },
+        field.value);
+    return true;
+}
+
+} // namespace
+
+bool LineProtocolEncoder::append(std::string& out, const Metric& metric) const {
+    const std::size_t start = out.size();
+    appendEscaped(out, metric.name, false);
+    if (!options_.namespaceTag.empty() && !metric.ns.empty()) {
+        out.push_back(',');
+        appendEscaped(out, options_.namespaceTag, true);
+        out.push_back('=');
+        appendEscaped(out, metric.ns, true);
+    }
+    for (const Tag& tag : metric.tags) {
+        if (tag.value.empty()) continue; // an empty tag value is invalid line protocol
+        out.push_back(',');
+        appendEscaped(out, tag.key, true);
+        out.push_back('=');
+        appendEscaped(out, tag.value, true);
+    }
+    char separator = ' ';
+    bool anyField = false;
+    for (const Field& field : metric.fields) {
+        const std::size_t before = out.size();
+        out.push_back(separator);
+        if (appendField(out, field)) {
+            separator = ',';
+            anyField = true;
+        } else {
+            out.resize(before);
+        }
+    }
+    if (!anyField) {
+        out.resize(start);
+        return false;
+    }
+    out.push_back(' ');
+    appendNumber(out, metric.timestamp);
+    out.push_back('\n');
+    return true;
+}
+
+std::size_t LineProtocolEncoder::append(std::string& out, const Batch& batch) const {
+    std::size_t skipped = 0;
+    for (const Metric& metric : batch) {
+        if (!append(out, metric)) ++skipped;
+    }
+    return skipped;
+}
+
+} // namespace agent
