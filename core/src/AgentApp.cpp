@@ -24,6 +24,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <iostream>
 #include <poll.h>
 #include <sstream>
@@ -131,6 +132,16 @@ std::string selfExecutable() {
     char buffer[4096] = {};
     const ssize_t n = readlink("/proc/self/exe", buffer, sizeof buffer - 1);
     return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string("/proc/self/exe");
+}
+
+// True while `pid` is a live process; a zombie (exited, not yet reaped by its parent) is not.
+bool processExists(pid_t pid) {
+    if (kill(pid, 0) != 0) return errno == EPERM;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto close = line.rfind(')');
+    return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
 }
 
 std::string joinLines(const std::vector<std::string>& lines) {
@@ -322,8 +333,7 @@ int AgentApp::runAgent() {
     try {
         pidFile = std::make_unique<PidFile>(settings.pidFile);
     } catch (const std::exception& e) {
-        std::cerr << "agent: " << e.what() << "\n";
-        log.error("%s", std::string(e.what()));
+        log.error("%s", std::string(e.what())); // on stderr too, unless started by `agent start`
         ready.fail(e.what());
         return EXIT_SOFTWARE;
     }
@@ -477,7 +487,10 @@ int AgentApp::stopAgent() {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kStopTimeoutSeconds);
         while (PidFile::runningPid(settings.pidFile) && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        if (PidFile::runningPid(settings.pidFile)) {
+        // The lock goes a moment before the process: wait for the process itself.
+        while (processExists(*pid) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (PidFile::runningPid(settings.pidFile) || processExists(*pid)) {
             std::cerr << "agent: pid " << *pid << " did not stop within " << kStopTimeoutSeconds << " s\n";
             return EXIT_SOFTWARE;
         }

@@ -27,6 +27,7 @@ std::size_t SinkChannel::offer(Batch batch) {
     const std::size_t points = batch.size();
     if (points == 0) return 0;
     std::size_t dropped = 0;
+    std::uint64_t dropsToLog = 0;
     {
         std::lock_guard<std::mutex> lock(queueMutex_);
         if (stopping_) {
@@ -47,14 +48,16 @@ std::size_t SinkChannel::offer(Batch batch) {
             counters_.dropped += dropped;
             dropsSinceLog_ += dropped;
             const Clock::time_point now = Clock::now();
-            if (now - lastDropLog_ >= std::chrono::seconds(10)) {
-                logger_.warning("sink %s: queue full (%z points); dropped the %Lu oldest points", name_,
-                                options_.capacityPoints, static_cast<Poco::UInt64>(dropsSinceLog_));
+            if (now - lastDropLog_ >= std::chrono::seconds(10)) { // one line per 10 s, not one per batch
+                dropsToLog = dropsSinceLog_;
                 lastDropLog_ = now;
                 dropsSinceLog_ = 0;
             }
         }
     }
+    if (dropsToLog > 0)
+        logger_.warning("sink %s: queue full (%z points); dropped the %Lu oldest points", name_, options_.capacityPoints,
+                        static_cast<Poco::UInt64>(dropsToLog));
     queueChanged_.notify_one();
     return dropped;
 }
@@ -132,11 +135,13 @@ void SinkChannel::deliver(const Batch& batch) {
         }
         counters_.retried += batch.size();
         const Poco::Timespan wait = backoff_.next();
-        std::unique_lock<std::mutex> lock(queueMutex_);
-        lastError_ = error.empty() ? "write failed; retrying" : error;
-        lastErrorTime_ = wallSeconds();
-        logger_.warning("sink %s: write of %z points failed (%s); retry %u in %.1f s", name_, batch.size(), lastError_,
+        if (error.empty()) error = "write failed; retrying";
+        // Logged before taking the queue lock: a slow log must not stall publishing sources.
+        logger_.warning("sink %s: write of %z points failed (%s); retry %u in %.1f s", name_, batch.size(), error,
                         backoff_.attempts(), static_cast<double>(wait.totalMilliseconds()) / 1000.0);
+        std::unique_lock<std::mutex> lock(queueMutex_);
+        lastError_ = error;
+        lastErrorTime_ = wallSeconds();
         const Clock::time_point retryAt = Clock::now() + std::chrono::microseconds(wait.totalMicroseconds());
         for (;;) {
             if (stopping_ && Clock::now() >= drainDeadline_) {

@@ -21,6 +21,8 @@ std::string position(const std::string& source, const toml::source_region& regio
 } // namespace
 
 Poco::AutoPtr<TomlConfiguration> TomlConfiguration::fromFile(const std::string& path) {
+    if (Poco::File(path).exists() && Poco::File(path).isDirectory())
+        throw ConfigFileError(path + ": is a directory, not a config file");
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         const bool exists = Poco::File(path).exists();

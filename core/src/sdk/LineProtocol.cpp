@@ -15,27 +15,20 @@
 namespace agent {
 namespace {
 
+// Appends `text`, escaping what line protocol needs; runs with nothing to escape are appended
+// in one piece (most names and values have nothing to escape).
 void appendEscaped(std::string& out, std::string_view text, bool escapeEquals) {
-    for (char c : text) {
-        switch (c) {
-        case ',':
-        case ' ':
-            out.push_back('\\');
-            out.push_back(c);
-            break;
-        case '=':
-            if (escapeEquals) out.push_back('\\');
-            out.push_back(c);
-            break;
-        case '\n':
-        case '\r':
-        case '\t':
-            out.append("\\ ");
-            break;
-        default:
-            out.push_back(c);
-        }
+    std::size_t runStart = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        const bool special = c == ',' || c == ' ' || (escapeEquals && c == '=') || c == '\n' || c == '\r' || c == '\t';
+        if (!special) continue;
+        out.append(text.data() + runStart, i - runStart);
+        out.push_back('\\');
+        out.push_back(c == '\n' || c == '\r' || c == '\t' ? ' ' : c);
+        runStart = i + 1;
     }
+    out.append(text.data() + runStart, text.size() - runStart);
 }
 
 template <typename T>
@@ -70,10 +63,14 @@ bool appendField(std::string& out, const Field& field) {
                 out.append(v ? "true" : "false");
             } else {
                 out.push_back('"');
-                for (char c : v) {
-                    if (c == '"' || c == '\\') out.push_back('\\');
-                    out.push_back(c);
+                std::size_t runStart = 0;
+                for (std::size_t i = 0; i < v.size(); ++i) {
+                    if (v[i] != '"' && v[i] != '\\') continue;
+                    out.append(v, runStart, i - runStart);
+                    out.push_back('\\');
+                    runStart = i; // the quote or backslash itself starts the next run
                 }
+                out.append(v, runStart, std::string::npos);
                 out.push_back('"');
             }
         },

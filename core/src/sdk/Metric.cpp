@@ -28,6 +28,9 @@ void Metric::addField(std::string key, FieldValue value) {
 
 Metric makePoint(std::string ns, std::string name, FieldValue value, std::int64_t timestamp) {
     Metric metric;
+    // Room for the tags a source adds plus the `host` tag the bus adds, so that adding it does
+    // not reallocate every point on the way to the sinks.
+    metric.tags.reserve(4);
     metric.ns = std::move(ns);
     metric.name = std::move(name);
     metric.fields.push_back(Field{"value", std::move(value)});

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark executable of the build (bench/*Bench.cpp), then the idle-RSS
+# check of `agent run`. Prints figures only; nothing here fails on a slow result.
+# Usage: bench/run.sh [BUILD_DIR]   (default: build)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+build=${1:-build}
+
+echo "bench: $(nproc) cores, $(lscpu 2>/dev/null | grep 'Model name' | tr -s ' ' || echo 'model unknown')"
+echo "bench: load average $(cut -d' ' -f1-3 /proc/loadavg) (anything else running makes the figures noisy)"
+
+found=0
+for source in bench/*Bench.cpp; do
+    name=$(basename "$source" .cpp)
+    if [[ ! -x $build/$name ]]; then
+        echo "bench: $build/$name not built (AGENT_BUILD_BENCH=OFF?)" >&2
+        exit 1
+    fi
+    found=1
+    echo
+    echo "=== $name"
+    # Benchmark 1.7 takes a plain number of seconds here (1.8 would want "1s").
+    "$build/$name" --benchmark_min_time=1
+done
+((found)) || { echo "bench: no bench/*Bench.cpp found" >&2; exit 1; }
+
+echo
+echo "=== idle RSS"
+bash bench/idle_rss.sh "$build"

@@ -1,0 +1,197 @@
+// TOML configuration: syntax errors, unknown keys and wrong types name the file and line; the Go
+// agent's file loads unchanged and derives its modules; -D overrides are typed like the file.
+#include "AgentConfig.h"
+#include "TomlConfiguration.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+using agent::AgentConfig;
+using agent::ConfigError;
+using agent::ConfigFileError;
+using agent::TomlConfiguration;
+
+namespace {
+
+AgentConfig fromText(const std::string& text) {
+    return AgentConfig::fromToml(TomlConfiguration::fromString(text, "test.toml"), {"/modules", "/base"});
+}
+
+// Runs `load` and returns the error lines it throws (empty when it does not throw).
+std::string errorsOf(const std::string& text) {
+    try {
+        fromText(text);
+    } catch (const ConfigFileError& e) {
+        return e.what();
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return {};
+}
+
+const char* kSeed = R"(
+[agent]
+listen = "127.0.0.1:1232"          # HTTP API address; also "unix:/path.sock"
+ifaceprefix = ["eth", "en"]        # network interfaces to watch
+registryaddr = ""
+pluginsdir = "/usr/local/agent-plugins"
+pluginsuser = "nobody"
+git = "https://git.example.com/%s.git"
+[output]
+name = "nsq"
+servers = ["127.0.0.1:4150"]
+buffersize = 1000
+[log]
+logdir = "/tmp/agent/log"
+loglevel = "DEBUG"
+logrotatenum = 5
+logrotatesize = 1887436800
+)";
+
+} // namespace
+
+TEST(AgentConfig, GoAgentFileLoadsUnchangedAndDerivesItsModules) {
+    const AgentConfig config = fromText(kSeed);
+    const agent::AgentSettings& s = config.settings();
+    EXPECT_TRUE(s.modulesDerived);
+    EXPECT_EQ(s.modules, (std::vector<std::string>{"source-netif", "sink-nsq", "api-http"}));
+    EXPECT_EQ(s.ifacePrefixes, (std::vector<std::string>{"eth", "en"}));
+    EXPECT_EQ(s.servers, (std::vector<std::string>{"127.0.0.1:4150"}));
+    EXPECT_EQ(s.bufferSize, 1000);
+    EXPECT_EQ(s.logLevel, "debug");
+    EXPECT_EQ(s.logRotateSize, 1887436800);
+    EXPECT_EQ(s.pluginsUser, "nobody");
+    EXPECT_EQ(s.moduleDir, "/modules");
+}
+
+TEST(AgentConfig, RegistryAndModuleSectionsAddTheirModules) {
+    const AgentConfig config = fromText(R"(
+[agent]
+registryaddr = "http://registry:8080"
+listen = ""
+[output]
+names = ["influx", "file"]
+[reporter-argus]
+)");
+    EXPECT_EQ(config.settings().modules,
+              (std::vector<std::string>{"source-netif", "source-exec", "sink-influx", "sink-file", "reporter-argus"}));
+}
+
+TEST(AgentConfig, ExplicitLoadListIsUsedAsIs) {
+    const AgentConfig config = fromText("[modules]\nload = [\"sink-file\", \"source-netif\"]\n");
+    EXPECT_FALSE(config.settings().modulesDerived);
+    EXPECT_EQ(config.settings().modules, (std::vector<std::string>{"sink-file", "source-netif"}));
+}
+
+TEST(AgentConfig, SyntaxErrorNamesFileLineAndColumn) {
+    EXPECT_EQ(errorsOf("[agent]\nlisten = \"a\"\nifaceprefix = [\"eth\",\n\n[log]\n").rfind("test.toml:", 0), 0u);
+    const std::string error = errorsOf("[agent]\nlisten = \"unterminated\n");
+    EXPECT_NE(error.find("test.toml:2:"), std::string::npos) << error;
+    EXPECT_NE(error.find("TOML syntax error"), std::string::npos) << error;
+}
+
+TEST(AgentConfig, UnknownKeyNamesFileLineSectionAndKey) {
+    const std::string error = errorsOf("[agent]\nlisten = \"x\"\n\nlisen = \"y\"\n");
+    EXPECT_NE(error.find("test.toml:4: [agent] lisen: unknown key"), std::string::npos) << error;
+}
+
+TEST(AgentConfig, EveryBadKeyIsReportedAtOnce) {
+    const std::string error = errorsOf("[agent]\nbogus = 1\n[output]\nbuffersize = \"many\"\n[log]\nloglevel = \"LOUD\"\n");
+    EXPECT_NE(error.find("test.toml:2: [agent] bogus: unknown key"), std::string::npos) << error;
+    EXPECT_NE(error.find("test.toml:4: [output] buffersize: must be an integer"), std::string::npos) << error;
+    // Type errors stop before the values are read; fix them and the next layer is reported.
+    const std::string next = errorsOf("[output]\nbuffersize = 0\n[log]\nloglevel = \"LOUD\"\n");
+    EXPECT_NE(next.find("test.toml:2: [output] buffersize: must be at least 1"), std::string::npos) << next;
+    EXPECT_NE(next.find("test.toml:4: [log] loglevel: \"LOUD\" is not one of"), std::string::npos) << next;
+}
+
+TEST(AgentConfig, WrongTypesAreErrorsNotConversions) {
+    EXPECT_NE(errorsOf("[agent]\nifaceprefix = \"eth\"\n").find("ifaceprefix: must be a list of strings"), std::string::npos);
+    EXPECT_NE(errorsOf("[agent]\nlisten = 1232\n").find("listen: must be a string"), std::string::npos);
+    EXPECT_NE(errorsOf("[agent]\nifaceprefix = [1, 2]\n").find("must be a list of strings"), std::string::npos);
+}
+
+TEST(AgentConfig, KeysOutsideSectionsAndDatesAreRefusedWithTheirLine) {
+    EXPECT_NE(errorsOf("listen = \"x\"\n").find("test.toml:1: listen: every key belongs in a [section]"), std::string::npos);
+    EXPECT_NE(errorsOf("[agent]\nhostname = 1979-05-27\n").find("test.toml:2:"), std::string::npos);
+}
+
+TEST(AgentConfig, PluginsNeverRunAsRoot) {
+    EXPECT_NE(errorsOf("[agent]\npluginsuser = \"root\"\n").find("pluginsuser: plugins never run as root"), std::string::npos);
+}
+
+TEST(AgentConfig, UnknownOutputNameIsAnError) {
+    EXPECT_NE(errorsOf("[output]\nname = \"kafka\"\n").find("[output] name: \"kafka\" is not a known output"), std::string::npos);
+}
+
+TEST(AgentConfig, RelativePathsStartAtTheBaseDirectory) {
+    const AgentConfig config = fromText("[agent]\nstatedir = \"var/state\"\n[log]\nlogdir = \"/abs/log\"\n");
+    EXPECT_EQ(config.settings().stateDir, "/base/var/state");
+    EXPECT_EQ(config.settings().pidFile, "/base/var/state/agent.pid");
+    EXPECT_EQ(config.settings().logDir, "/abs/log");
+}
+
+TEST(AgentConfig, UnclaimedSectionsAreThoseOfModulesNotLoaded) {
+    const AgentConfig config = fromText("[modules]\nload = [\"sink-file\"]\n[sink-file]\n[sink-nsq]\n[agent]\n");
+    EXPECT_EQ(config.unclaimedSections(config.settings().modules), (std::vector<std::string>{"sink-nsq"}));
+}
+
+TEST(AgentConfig, CommandLineOverridesWinAndAreTypedByTheSchema) {
+    const std::string path = testing::TempDir() + "/override.toml";
+    std::ofstream(path) << "[output]\nbuffersize = 10\n";
+    const AgentConfig config = AgentConfig::load(path, {"output.buffersize=77", "agent.ifaceprefix=lo,eth"}, {"/m", "/b"});
+    EXPECT_EQ(config.settings().bufferSize, 77);
+    EXPECT_EQ(config.settings().ifacePrefixes, (std::vector<std::string>{"lo", "eth"}));
+    try {
+        AgentConfig::load(path, {"output.buffersize=lots"}, {"/m", "/b"});
+        FAIL() << "a non-integer override must be refused";
+    } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("command line (-Doutput.buffersize): [output] buffersize: must be an integer"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_THROW(AgentConfig::load(path, {"nodot=1"}, {"/m", "/b"}), ConfigError);
+}
+
+TEST(AgentConfig, MissingFileSaysSo) {
+    try {
+        AgentConfig::load("/nonexistent/agent.toml", {}, {"/m", "/b"});
+        FAIL();
+    } catch (const ConfigFileError& e) {
+        EXPECT_EQ(std::string(e.what()), "/nonexistent/agent.toml: config file not found");
+    }
+}
+
+TEST(AgentConfig, ModuleSectionsAreValidatedAgainstTheModuleSchema) {
+    const AgentConfig config = fromText("[sink-x]\npath = 5\nextra = true\n");
+    const agent::ConfigSchema schema = {{"path", agent::ConfigType::String, "", "where"}};
+    agent::ConfigErrors errors;
+    config.validateSection("sink-x", schema, errors);
+    try {
+        errors.throwIfAny();
+        FAIL();
+    } catch (const ConfigError& e) {
+        ASSERT_EQ(e.lines().size(), 2u);
+        EXPECT_EQ(e.lines()[0], "test.toml:3: [sink-x] extra: unknown key (valid keys: path)");
+        EXPECT_EQ(e.lines()[1], "test.toml:2: [sink-x] path: must be a string");
+    }
+}
+
+TEST(ModuleConfig, ValuesComeFromTheSectionThenTheInheritedKeyThenTheDefault) {
+    const AgentConfig config = fromText("[output]\nservers = [\"a:1\", \"b:2\"]\n[sink-y]\ntopic = \"t\"\n");
+    const agent::ConfigSchema schema = {
+        {"topic", agent::ConfigType::String, "collect.{ns}", ""},
+        {"format", agent::ConfigType::String, "json", ""},
+        {"servers", agent::ConfigType::StringList, "[]", "", "output.servers"},
+        {"size", agent::ConfigType::Integer, "5", ""},
+    };
+    const agent::ModuleConfig section = config.section("sink-y", schema);
+    EXPECT_EQ(section.getString("topic"), "t");
+    EXPECT_EQ(section.getString("format"), "json");
+    EXPECT_EQ(section.getStringList("servers"), (std::vector<std::string>{"a:1", "b:2"}));
+    EXPECT_EQ(section.getInt("size"), 5);
+    EXPECT_TRUE(section.has("topic"));
+    EXPECT_FALSE(section.has("format"));
+    EXPECT_EQ(section.where("topic"), "test.toml:4");
+}

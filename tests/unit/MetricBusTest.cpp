@@ -1,0 +1,255 @@
+// MetricBus and SinkChannel: fan-out, the host/timestamp rule, bounded queues that drop the
+// oldest, retries with backoff owned by the core, drops, and a drain bounded in time at stop.
+#include "MetricBus.h"
+
+#include "TestSupport.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+
+using agent::Batch;
+using agent::MetricBus;
+using agent::SinkChannel;
+using agent::WriteOutcome;
+using agent::test::eventually;
+
+namespace {
+
+// A sink whose answers the test scripts; it records every batch it accepted.
+class ScriptedSink : public agent::Sink {
+public:
+    const agent::ConfigSchema& configSchema() const override {
+        static const agent::ConfigSchema schema;
+        return schema;
+    }
+    void configure(const agent::ModuleConfig&) override {}
+
+    WriteOutcome write(const Batch& batch) override {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ++calls_;
+        if (blocked_) unblocked_.wait(lock, [this] { return !blocked_; });
+        WriteOutcome outcome = WriteOutcome::Done;
+        if (!script_.empty()) {
+            outcome = script_.front();
+            script_.erase(script_.begin());
+        }
+        if (throwNext_) {
+            throwNext_ = false;
+            throw std::runtime_error("connection refused");
+        }
+        if (outcome == WriteOutcome::Done) delivered_.insert(delivered_.end(), batch.begin(), batch.end());
+        return outcome;
+    }
+
+    void answer(std::vector<WriteOutcome> script) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        script_ = std::move(script);
+    }
+    void throwOnce() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        throwNext_ = true;
+    }
+    void block(bool blocked) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            blocked_ = blocked;
+        }
+        unblocked_.notify_all();
+    }
+    Batch delivered() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return delivered_;
+    }
+    int calls() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return calls_;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable unblocked_;
+    std::vector<WriteOutcome> script_;
+    Batch delivered_;
+    bool blocked_ = false;
+    bool throwNext_ = false;
+    int calls_ = 0;
+};
+
+// Unblocks a sink when a test leaves early, so that the bus's stop() can join its writer.
+struct Unblock {
+    ScriptedSink& sink;
+    ~Unblock() { sink.block(false); }
+};
+
+Batch points(int count, const std::string& name = "m") {
+    Batch batch;
+    for (int i = 0; i < count; ++i) batch.push_back(agent::makePoint("ns", name, static_cast<std::int64_t>(i), 1700000000 + i));
+    return batch;
+}
+
+SinkChannel::Options fastOptions(std::size_t capacity = 1000) {
+    SinkChannel::Options options;
+    options.capacityPoints = capacity;
+    options.backoff.initialSeconds = 0.01;
+    options.backoff.maxSeconds = 0.05;
+    options.drainSeconds = 1;
+    return options;
+}
+
+Poco::Logger& testLogger() { return Poco::Logger::get("test.bus"); }
+
+} // namespace
+
+TEST(MetricBus, EverySinkGetsEveryPointWithTheHostTag) {
+    ScriptedSink a;
+    ScriptedSink b;
+    MetricBus bus("host-1", testLogger());
+    bus.addSink("a", a, fastOptions());
+    bus.addSink("b", b, fastOptions());
+    bus.start();
+    Batch batch = points(3);
+    batch[1].setTag("host", "own-host");
+    batch[2].timestamp = 0;
+    const agent::PublishResult result = bus.publish(std::move(batch));
+    EXPECT_EQ(result.accepted, 3u);
+    EXPECT_EQ(result.dropped, 0u);
+    ASSERT_TRUE(eventually([&] { return a.delivered().size() == 3 && b.delivered().size() == 3; }));
+    for (ScriptedSink* sink : {&a, &b}) {
+        const Batch got = sink->delivered();
+        EXPECT_EQ(*got[0].findTag("host"), "host-1");
+        EXPECT_EQ(*got[1].findTag("host"), "own-host");
+        EXPECT_GE(got[2].timestamp, agent::kMinTimestamp);
+        EXPECT_NE(got[2].timestamp, 0);
+    }
+    bus.stop();
+    EXPECT_EQ(bus.sinks()[0]->counters().out, 3u);
+    EXPECT_EQ(bus.sinks()[1]->counters().in, 3u);
+}
+
+TEST(MetricBus, StalledSinkNeverBlocksTheSourceOrAnotherSink) {
+    ScriptedSink stalled;
+    ScriptedSink healthy;
+    stalled.block(true);
+    MetricBus bus("h", testLogger());
+    bus.addSink("stalled", stalled, fastOptions(100));
+    bus.addSink("healthy", healthy, fastOptions(1000));
+    Unblock unblock{stalled};
+    bus.start();
+    const auto started = std::chrono::steady_clock::now();
+    for (int i = 0; i < 50; ++i) bus.publish(points(10));
+    // 50 publishes into a stalled 100-point queue return at once; they do not wait for the sink.
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+    ASSERT_TRUE(eventually([&] { return healthy.delivered().size() == 500; }));
+    stalled.block(false);
+    bus.stop();
+}
+
+TEST(MetricBus, FullQueueDropsTheOldestPointsAndCountsThem) {
+    ScriptedSink sink;
+    sink.block(true);
+    MetricBus bus("h", testLogger());
+    bus.addSink("s", sink, fastOptions(20));
+    Unblock unblock{sink};
+    bus.start();
+    bus.publish(points(10, "first"));
+    ASSERT_TRUE(eventually([&] { return sink.calls() == 1; })); // "first" is in the writer's hands
+    bus.publish(points(10, "second"));
+    bus.publish(points(10, "third"));
+    const agent::PublishResult result = bus.publish(points(10, "fourth"));
+    EXPECT_EQ(result.dropped, 10u); // "second" made room for "fourth"
+    EXPECT_EQ(bus.sinks()[0]->counters().dropped, 10u);
+    EXPECT_EQ(bus.sinks()[0]->queuedPoints(), 20u);
+    sink.block(false);
+    ASSERT_TRUE(eventually([&] { return sink.delivered().size() == 30; }));
+    const Batch got = sink.delivered();
+    EXPECT_EQ(got[0].name, "first");
+    EXPECT_EQ(got[10].name, "third");
+    EXPECT_EQ(got[20].name, "fourth");
+    bus.stop();
+}
+
+TEST(MetricBus, RetryIsRepeatedWithBackoffUntilDoneAndOrderIsKept) {
+    ScriptedSink sink;
+    sink.answer({WriteOutcome::Retry, WriteOutcome::Retry, WriteOutcome::Done});
+    MetricBus bus("h", testLogger());
+    bus.addSink("s", sink, fastOptions());
+    bus.start();
+    bus.publish(points(2, "a"));
+    bus.publish(points(2, "b"));
+    ASSERT_TRUE(eventually([&] { return sink.delivered().size() == 4; }));
+    const Batch got = sink.delivered();
+    EXPECT_EQ(got[0].name, "a");
+    EXPECT_EQ(got[2].name, "b");
+    EXPECT_EQ(sink.calls(), 4);
+    EXPECT_EQ(bus.sinks()[0]->counters().retried, 4u);
+    EXPECT_EQ(bus.sinks()[0]->counters().out, 4u);
+    bus.stop();
+}
+
+TEST(MetricBus, ThrowingSinkIsRetriedAndItsErrorShowsInHealth) {
+    ScriptedSink sink;
+    sink.throwOnce();
+    MetricBus bus("h", testLogger());
+    bus.addSink("s", sink, fastOptions());
+    bus.start();
+    bus.publish(points(1));
+    ASSERT_TRUE(eventually([&] { return sink.delivered().size() == 1; }));
+    EXPECT_EQ(bus.sinks()[0]->health()->getValue<std::string>("last_error"), "connection refused");
+    bus.stop();
+}
+
+TEST(MetricBus, RejectedBatchIsDroppedAndCountedNotRetried) {
+    ScriptedSink sink;
+    sink.answer({WriteOutcome::Drop});
+    MetricBus bus("h", testLogger());
+    bus.addSink("s", sink, fastOptions());
+    bus.start();
+    bus.publish(points(3, "bad"));
+    bus.publish(points(2, "good"));
+    ASSERT_TRUE(eventually([&] { return sink.delivered().size() == 2; }));
+    EXPECT_EQ(sink.calls(), 2);
+    EXPECT_EQ(bus.sinks()[0]->counters().dropped, 3u);
+    bus.stop();
+}
+
+TEST(MetricBus, StopDeliversWhatIsQueuedWhenTheSinkWorks) {
+    ScriptedSink sink;
+    sink.block(true);
+    MetricBus bus("h", testLogger());
+    bus.addSink("s", sink, fastOptions());
+    Unblock unblock{sink};
+    bus.start();
+    for (int i = 0; i < 5; ++i) bus.publish(points(10));
+    sink.block(false);
+    bus.stop();
+    EXPECT_EQ(sink.delivered().size(), 50u);
+    EXPECT_EQ(bus.sinks()[0]->counters().dropped, 0u);
+}
+
+TEST(MetricBus, StopGivesUpOnADeadSinkWithinTheDrainTimeAndCountsTheLoss) {
+    ScriptedSink dead;
+    dead.answer(std::vector<WriteOutcome>(100000, WriteOutcome::Retry));
+    MetricBus bus("h", testLogger());
+    SinkChannel::Options options = fastOptions();
+    options.drainSeconds = 0.5;
+    bus.addSink("dead", dead, options);
+    bus.start();
+    bus.publish(points(4));
+    bus.publish(points(6));
+    ASSERT_TRUE(eventually([&] { return dead.calls() >= 2; }));
+    const auto started = std::chrono::steady_clock::now();
+    bus.stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
+    EXPECT_EQ(bus.sinks()[0]->counters().dropped, 10u);
+    EXPECT_EQ(bus.sinks()[0]->counters().out, 0u);
+}
+
+TEST(MetricBus, PublishWithoutSinksDropsAndSaysSo) {
+    MetricBus bus("h", testLogger());
+    bus.start();
+    const agent::PublishResult result = bus.publish(points(3));
+    EXPECT_EQ(result.accepted, 0u);
+    EXPECT_EQ(result.dropped, 3u);
+}
