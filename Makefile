@@ -4,6 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CONFIG     ?= etc/agent.toml
+MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build run test unit-test asan-test fuzz bench install clean
 
@@ -13,7 +14,7 @@ deps:
 	@bash scripts/deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DAGENT_BUILD_TESTS=ON -DAGENT_BUILD_BENCH=ON >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 run: build

@@ -191,7 +191,8 @@ void MetricBus::stop() {
     for (const SinkChannelPtr& sink : sinks_) sink->join();
 }
 
-PublishResult MetricBus::publish(Batch&& batch) {
+PublishResult MetricBus::publish(Batch&& batch, OverflowPolicy policy) {
+    (void)policy;
     PublishResult result;
     if (batch.empty()) return result;
     const std::int64_t now = wallSeconds();

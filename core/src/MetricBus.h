@@ -97,7 +97,7 @@ public:
     void stop();
 
     // Applies the host-tag and timestamp rule, then hands the batch to every sink.
-    PublishResult publish(Batch&& batch) override;
+    PublishResult publish(Batch&& batch, OverflowPolicy policy = OverflowPolicy::DropOldest) override;
 
     const std::vector<SinkChannelPtr>& sinks() const { return sinks_; }
 

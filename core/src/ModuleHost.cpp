@@ -49,7 +49,7 @@ namespace {
 // `agent once` publishes into this instead of the sinks.
 class CollectingBus : public Bus {
 public:
-    PublishResult publish(Batch&& batch) override {
+    PublishResult publish(Batch&& batch, OverflowPolicy = OverflowPolicy::DropOldest) override {
         std::lock_guard<std::mutex> lock(mutex_);
         PublishResult result;
         result.accepted = batch.size();

@@ -15,17 +15,24 @@
 
 namespace agent {
 
+// What a publisher wants when a sink's spool is full.
+enum class OverflowPolicy {
+    DropOldest,    // make room by dropping the oldest spooled points (counted, logged): sources
+    RejectWhenFull, // take nothing and say so, so the caller can refuse its client (HTTP 503)
+};
+
 struct PublishResult {
-    std::size_t accepted = 0; // points taken by every sink
-    std::size_t dropped = 0;  // points some sink could not take (counted there)
+    std::size_t accepted = 0; // points now in every sink's spool: acknowledged
+    std::size_t dropped = 0;  // older points some sink dropped to make room (counted there)
+    bool rejected = false;    // RejectWhenFull and a spool was full: nothing was taken
 };
 
 class Bus {
 public:
     virtual ~Bus() = default;
-    // Hands a batch to every sink's queue. Never blocks for long: a full queue drops its
-    // oldest points (counted and logged) rather than stall the source.
-    virtual PublishResult publish(Batch&& batch) = 0;
+    // Hands a batch to every sink. Returns once the batch is in every sink's spool; never waits
+    // for a sink to deliver.
+    virtual PublishResult publish(Batch&& batch, OverflowPolicy policy = OverflowPolicy::DropOldest) = 0;
 };
 
 using TaskId = std::uint64_t;

@@ -50,10 +50,20 @@ enum class WriteOutcome {
 
 const char* toString(WriteOutcome outcome);
 
-// Delivers metrics. write() is called from the sink's own writer thread, one batch at a time.
+// How a sink likes its batches. The core merges queued batches (in order) up to maxPoints before
+// calling write(), and waits up to maxDelay for more points when it has fewer than that.
+struct SinkBatching {
+    std::size_t maxPoints = 0;       // 0 = write each published batch as it is
+    Poco::Timespan maxDelay = 0;     // 0 = write as soon as anything is queued
+};
+
+// Delivers metrics. write() is called from the sink's own writer thread, one batch at a time; the
+// batch may mix namespaces. Answer Done only when the peer has the data.
 class Sink : public Module {
 public:
     virtual WriteOutcome write(const Batch& batch) = 0;
+    // Read once, after configure().
+    virtual SinkBatching batching() const { return {}; }
 };
 
 } // namespace agent
