@@ -4,6 +4,8 @@
 // once for the whole suite (they take tens of seconds); each test writes its own config.
 #include "TestSupport.h"
 
+#include <agent/Abi.h>
+
 #include <gtest/gtest.h>
 
 #include <Poco/File.h>
@@ -16,6 +18,10 @@
 
 namespace agent::test {
 namespace {
+
+// The SDK library is versioned by the module ABI: a module needs the one the agent has loaded.
+const std::string kSdkSoname = "libagent_sdk.so." + std::to_string(AGENT_SDK_ABI);
+
 
 const std::string kCmake = AGENT_CMAKE_COMMAND;
 const std::string kAgent = AGENT_BINARY;
@@ -133,8 +139,8 @@ TEST_F(ThirdPartyModuleTest, ExampleNeedsTheSdkUnderTheSonameTheAgentAlreadyLoad
     const CommandResult example = runCommand({"/usr/bin/ldd", builtModule_});
     ASSERT_EQ(agent.exitCode, 0) << agent.err;
     ASSERT_EQ(example.exitCode, 0) << example.err;
-    EXPECT_TRUE(contains(agent.out, "libagent_sdk.so.1 => /")) << agent.out;
-    EXPECT_TRUE(contains(example.out, "libagent_sdk.so.1 => /")) << example.out;
+    EXPECT_TRUE(contains(agent.out, kSdkSoname + " => /")) << agent.out;
+    EXPECT_TRUE(contains(example.out, kSdkSoname + " => /")) << example.out;
     EXPECT_FALSE(contains(example.out, "not found")) << example.out;
 }
 
