@@ -99,6 +99,10 @@ const ConfigSchema& AgentConfig::outputSchema() {
         {"retry_initial", ConfigType::Float, "0.5", "seconds before the first retry of a failed write"},
         {"retry_max", ConfigType::Float, "30", "longest wait between retries, seconds"},
         {"drain_timeout", ConfigType::Float, "3", "seconds a sink may spend delivering its queue at shutdown"},
+        {"spool_max_bytes", ConfigType::Integer, "536870912", "disk spool per sink, bytes; when full the oldest points go"},
+        {"spool_segment_bytes", ConfigType::Integer, "8388608", "size of one spool segment file, bytes"},
+        {"spool_fsync", ConfigType::String, "interval", "when the spool is flushed to disk: every_batch, interval or never"},
+        {"spool_fsync_interval", ConfigType::Float, "1", "seconds between flushes with spool_fsync = \"interval\""},
     };
     return schema;
 }
@@ -232,6 +236,19 @@ void AgentConfig::readSettings(const std::string& defaultModuleDir) {
     if (s.retryInitialSeconds <= 0) errors.add(output, "retry_initial", "must be positive");
     if (s.retryMaxSeconds < s.retryInitialSeconds) errors.add(output, "retry_max", "must be at least retry_initial");
     if (s.drainSeconds < 0 || s.drainSeconds > 60) errors.add(output, "drain_timeout", "must be between 0 and 60 seconds");
+    const std::int64_t spoolMax = output.getInt("spool_max_bytes");
+    const std::int64_t segment = output.getInt("spool_segment_bytes");
+    if (spoolMax < (1 << 20)) errors.add(output, "spool_max_bytes", "must be at least 1048576 (1 MiB)");
+    if (segment < 4096 || segment > spoolMax / 4)
+        errors.add(output, "spool_segment_bytes", "must be between 4096 and a quarter of spool_max_bytes");
+    s.spoolMaxBytes = static_cast<std::uint64_t>(std::max<std::int64_t>(spoolMax, 0));
+    s.spoolSegmentBytes = static_cast<std::uint64_t>(std::max<std::int64_t>(segment, 0));
+    s.spoolFsync = output.getString("spool_fsync");
+    if (s.spoolFsync != "every_batch" && s.spoolFsync != "interval" && s.spoolFsync != "never")
+        errors.add(output, "spool_fsync", "\"" + s.spoolFsync + "\" is not one of every_batch, interval, never");
+    s.spoolFsyncIntervalSeconds = output.getDouble("spool_fsync_interval");
+    if (s.spoolFsyncIntervalSeconds <= 0 || s.spoolFsyncIntervalSeconds > 3600)
+        errors.add(output, "spool_fsync_interval", "must be between 0 and 3600 seconds");
 
     s.logDir = log.getPath("logdir");
     if (!pocoLogLevel(log.getString("loglevel"), s.logLevel))

@@ -31,6 +31,10 @@ struct AgentSettings {
     double retryInitialSeconds = 0.5;
     double retryMaxSeconds = 30;
     double drainSeconds = 3;
+    std::uint64_t spoolMaxBytes = 512ull << 20;
+    std::uint64_t spoolSegmentBytes = 8ull << 20;
+    std::string spoolFsync = "interval"; // every_batch | interval | never
+    double spoolFsyncIntervalSeconds = 1;
     // [log]
     std::string logDir;
     std::string logLevel; // Poco's name: debug, information, warning, error, ...

@@ -1,9 +1,11 @@
 #include "MetricBus.h"
 
+#include "BatchCodec.h"
+
 #include <Poco/Exception.h>
-#include <Poco/Timestamp.h>
 
 #include <ctime>
+#include <iterator>
 
 namespace agent {
 namespace {
@@ -12,10 +14,17 @@ using Clock = std::chrono::steady_clock;
 
 std::int64_t wallSeconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
+Clock::duration toDuration(double seconds) { return std::chrono::microseconds(static_cast<std::int64_t>(seconds * 1e6)); }
+
 } // namespace
 
 SinkChannel::SinkChannel(std::string name, Sink& sink, Options options, Poco::Logger& logger)
-    : name_(std::move(name)), sink_(sink), options_(options), logger_(logger), backoff_(options.backoff) {}
+    : name_(std::move(name)), sink_(sink), options_(std::move(options)), logger_(logger),
+      spool_(options_.spool, logger), backoff_(options_.backoff) {
+    readPos_ = spool_.committed();
+    heldUntil_ = readPos_;
+    endPos_ = spool_.end();
+}
 
 SinkChannel::~SinkChannel() { stop(); }
 
@@ -23,53 +32,72 @@ void SinkChannel::start() {
     if (!writer_.joinable()) writer_ = std::thread([this] { writerLoop(); });
 }
 
-std::size_t SinkChannel::offer(Batch batch) {
+void SinkChannel::noteError(const std::string& error) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    lastError_ = error;
+    lastErrorTime_ = wallSeconds();
+}
+
+std::size_t SinkChannel::offer(const std::string& payload, Batch batch, OverflowPolicy policy, bool& appended) {
     const std::size_t points = batch.size();
+    appended = false;
     if (points == 0) return 0;
-    std::size_t dropped = 0;
     std::uint64_t dropsToLog = 0;
+    std::string failure;
+    Spool::AppendResult result;
     {
-        std::lock_guard<std::mutex> lock(queueMutex_);
-        if (stopping_) {
-            dropped = points;
+        std::lock_guard<std::mutex> lock(mutex_); // appends and the cache stay in the same order
+        result = spool_.append(payload, static_cast<std::uint32_t>(points), policy == OverflowPolicy::DropOldest,
+                               std::max(heldUntil_, readPos_));
+        if (!result.appended) {
+            if (result.error.empty()) return 0; // full, and the publisher asked not to drop
+            counters_.dropped += points;
+            failure = result.error;
+            lastError_ = result.error;
+            lastErrorTime_ = wallSeconds();
         } else {
-            // A batch larger than the whole queue is still taken whole (batches are never split);
-            // it then is the only one queued.
-            while (!queue_.empty() && queuedPoints_ + points > options_.capacityPoints) {
-                dropped += queue_.front().size();
-                queuedPoints_ -= queue_.front().size();
-                queue_.pop_front();
-            }
-            queue_.push_back(std::move(batch));
-            queuedPoints_ += points;
+            appended = true;
             counters_.in += points;
-        }
-        if (dropped > 0) {
-            counters_.dropped += dropped;
-            dropsSinceLog_ += dropped;
-            const Clock::time_point now = Clock::now();
-            if (now - lastDropLog_ >= std::chrono::seconds(10)) { // one line per 10 s, not one per batch
-                dropsToLog = dropsSinceLog_;
-                lastDropLog_ = now;
-                dropsSinceLog_ = 0;
+            endPos_ = result.next;
+            if (result.droppedPoints > 0) {
+                counters_.dropped += result.droppedPoints;
+                dropsSinceLog_ += result.droppedPoints;
+                while (!cache_.empty() && cache_.front().at < result.droppedBefore) {
+                    cachedPoints_ -= cache_.front().batch.size();
+                    cache_.pop_front();
+                }
+                const Clock::time_point now = Clock::now();
+                if (now - lastDropLog_ >= std::chrono::seconds(10)) { // one line per 10 s, not per batch
+                    dropsToLog = dropsSinceLog_;
+                    dropsSinceLog_ = 0;
+                    lastDropLog_ = now;
+                }
+            }
+            cachedPoints_ += points;
+            cache_.push_back(Cached{result.at, result.next, std::move(batch)});
+            // The cache is only a shortcut: what leaves it is still on disk.
+            while (cachedPoints_ > options_.cachePoints && cache_.size() > 1) {
+                cachedPoints_ -= cache_.front().batch.size();
+                cache_.pop_front();
             }
         }
     }
+    if (!failure.empty()) logger_.error("sink %s: a batch of %z points is lost: %s", name_, points, failure);
     if (dropsToLog > 0)
-        logger_.warning("sink %s: queue full (%z points); dropped the %Lu oldest points", name_, options_.capacityPoints,
-                        static_cast<Poco::UInt64>(dropsToLog));
-    queueChanged_.notify_one();
-    return dropped;
+        logger_.warning("sink %s: spool full (%Lu bytes); dropped the %Lu oldest points", name_,
+                        static_cast<Poco::UInt64>(options_.spool.maxBytes), static_cast<Poco::UInt64>(dropsToLog));
+    changed_.notify_one();
+    return result.droppedPoints;
 }
 
 void SinkChannel::beginStop() {
     {
-        std::lock_guard<std::mutex> lock(queueMutex_);
+        std::lock_guard<std::mutex> lock(mutex_);
         if (stopping_) return;
         stopping_ = true;
-        drainDeadline_ = Clock::now() + std::chrono::milliseconds(static_cast<long>(options_.drainSeconds * 1000));
+        drainDeadline_ = Clock::now() + toDuration(options_.drainSeconds);
     }
-    queueChanged_.notify_all();
+    changed_.notify_all();
 }
 
 void SinkChannel::join() {
@@ -81,35 +109,93 @@ void SinkChannel::stop() {
     join();
 }
 
-std::size_t SinkChannel::queuedPoints() const {
-    std::lock_guard<std::mutex> lock(queueMutex_);
-    return queuedPoints_;
+std::size_t SinkChannel::cachedPoints() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cachedPoints_;
+}
+
+bool SinkChannel::hasUnread() const { return readPos_ < endPos_; }
+
+bool SinkChannel::gather(Batch& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock) {
+    const std::size_t maxPoints = options_.batching.maxPoints;
+    Spool::Position pos = readPos_;
+    for (;;) {
+        while (!cache_.empty() && cache_.front().at < pos) {
+            cachedPoints_ -= cache_.front().batch.size();
+            cache_.pop_front();
+        }
+        if (!cache_.empty() && cache_.front().at == pos) {
+            Cached& front = cache_.front();
+            if (!batch.empty() && batch.size() + front.batch.size() > maxPoints) break;
+            if (batch.empty()) batch = std::move(front.batch);
+            else std::move(front.batch.begin(), front.batch.end(), std::back_inserter(batch));
+            cachedPoints_ -= front.batch.size();
+            pos = front.next;
+            cache_.pop_front();
+        } else {
+            // Not in memory (evicted, or left by a previous run): read it from the spool.
+            const Spool::Position end = endPos_;
+            Spool::Record record;
+            lock.unlock();
+            const bool found = spool_.read(pos, record);
+            lock.lock();
+            if (!found) {
+                if (batch.empty()) readPos_ = std::max(readPos_, end); // nothing up to `end`
+                break;
+            }
+            Batch decoded;
+            if (!decodeBatch(record.payload, decoded)) {
+                counters_.dropped += record.points;
+                logger_.error("sink %s: an undecodable spool record of %u points was skipped", name_,
+                              static_cast<unsigned>(record.points));
+                pos = record.next;
+                if (batch.empty()) readPos_ = pos;
+                continue;
+            }
+            if (!batch.empty() && batch.size() + decoded.size() > maxPoints) break;
+            if (batch.empty()) batch = std::move(decoded);
+            else std::move(decoded.begin(), decoded.end(), std::back_inserter(batch));
+            pos = record.next;
+        }
+        if (maxPoints == 0 || batch.size() >= maxPoints) break;
+    }
+    next = pos;
+    if (!batch.empty()) heldUntil_ = next;
+    return !batch.empty();
 }
 
 void SinkChannel::writerLoop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const std::size_t maxPoints = options_.batching.maxPoints;
+    const Clock::duration maxDelay = std::chrono::microseconds(options_.batching.maxDelay.totalMicroseconds());
     for (;;) {
-        Batch batch;
-        {
-            std::unique_lock<std::mutex> lock(queueMutex_);
-            queueChanged_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-            if (queue_.empty()) return; // stopping, nothing left
-            if (stopping_ && Clock::now() >= drainDeadline_) {
-                std::size_t left = queuedPoints_;
-                queue_.clear();
-                queuedPoints_ = 0;
-                counters_.dropped += left;
-                logger_.error("sink %s: shutdown: %z queued points were not delivered in time", name_, left);
-                return;
-            }
-            batch = std::move(queue_.front());
-            queue_.pop_front();
-            queuedPoints_ -= batch.size();
+        changed_.wait(lock, [this] { return stopping_ || hasUnread(); });
+        if (stopping_ && (!hasUnread() || Clock::now() >= drainDeadline_)) break;
+        if (maxPoints > 0 && maxDelay.count() > 0 && !stopping_ && cachedPoints_ < maxPoints) {
+            // Let a batch fill up to the sink's size, but never wait longer than its delay.
+            changed_.wait_until(lock, Clock::now() + maxDelay, [&] { return stopping_ || cachedPoints_ >= maxPoints; });
         }
-        deliver(batch);
+        Batch batch;
+        Spool::Position next;
+        if (!gather(batch, next, lock)) continue;
+        lock.unlock();
+        const bool delivered = deliver(batch);
+        if (delivered) spool_.commit(next);
+        lock.lock();
+        if (!delivered) break; // stopping: it stays in the spool for the next start
+        readPos_ = std::max(readPos_, next);
+    }
+    const bool left = hasUnread();
+    lock.unlock();
+    spool_.persistCursor();
+    if (left) {
+        const Spool::Stats stats = spool_.stats();
+        logger_.warning("sink %s: %Lu bytes not delivered yet stay in the spool for the next start", name_,
+                        static_cast<Poco::UInt64>(stats.pendingBytes));
     }
 }
 
-void SinkChannel::deliver(const Batch& batch) {
+bool SinkChannel::deliver(const Batch& batch) {
     for (;;) {
         WriteOutcome outcome = WriteOutcome::Retry;
         std::string error;
@@ -123,34 +209,28 @@ void SinkChannel::deliver(const Batch& batch) {
         if (outcome == WriteOutcome::Done) {
             counters_.out += batch.size();
             backoff_.reset();
-            return;
+            return true;
         }
         if (outcome == WriteOutcome::Drop) {
             counters_.dropped += batch.size();
-            logger_.error("sink %s: rejected a batch of %z points; dropped", name_, batch.size());
-            std::lock_guard<std::mutex> lock(queueMutex_);
-            lastError_ = "rejected a batch of " + std::to_string(batch.size()) + " points";
-            lastErrorTime_ = wallSeconds();
-            return;
+            logger_.error("sink %s: the peer rejected a batch of %z points; dropped", name_, batch.size());
+            noteError("rejected a batch of " + std::to_string(batch.size()) + " points");
+            return true;
         }
         counters_.retried += batch.size();
         const Poco::Timespan wait = backoff_.next();
         if (error.empty()) error = "write failed; retrying";
-        // Logged before taking the queue lock: a slow log must not stall publishing sources.
+        // Logged before taking the lock: a slow log must not stall publishing sources.
         logger_.warning("sink %s: write of %z points failed (%s); retry %u in %.1f s", name_, batch.size(), error,
                         backoff_.attempts(), static_cast<double>(wait.totalMilliseconds()) / 1000.0);
-        std::unique_lock<std::mutex> lock(queueMutex_);
+        std::unique_lock<std::mutex> lock(mutex_);
         lastError_ = error;
         lastErrorTime_ = wallSeconds();
         const Clock::time_point retryAt = Clock::now() + std::chrono::microseconds(wait.totalMicroseconds());
         for (;;) {
-            if (stopping_ && Clock::now() >= drainDeadline_) {
-                counters_.dropped += batch.size();
-                logger_.error("sink %s: shutdown: a batch of %z points was not delivered in time", name_, batch.size());
-                return;
-            }
+            if (stopping_ && Clock::now() >= drainDeadline_) return false;
             const Clock::time_point until = stopping_ ? std::min(retryAt, drainDeadline_) : retryAt;
-            if (queueChanged_.wait_until(lock, until) == std::cv_status::timeout && Clock::now() >= retryAt) break;
+            if (changed_.wait_until(lock, until) == std::cv_status::timeout && Clock::now() >= retryAt) break;
         }
     }
 }
@@ -161,9 +241,14 @@ Poco::JSON::Object::Ptr SinkChannel::health() const {
     health->set("points_out", static_cast<Poco::UInt64>(counters_.out));
     health->set("points_retried", static_cast<Poco::UInt64>(counters_.retried));
     health->set("points_dropped", static_cast<Poco::UInt64>(counters_.dropped));
-    std::lock_guard<std::mutex> lock(queueMutex_);
-    health->set("queued_points", static_cast<Poco::UInt64>(queuedPoints_));
-    health->set("queue_capacity", static_cast<Poco::UInt64>(options_.capacityPoints));
+    const Spool::Stats spool = spool_.stats();
+    health->set("spool_bytes", static_cast<Poco::UInt64>(spool.bytes));
+    health->set("spool_pending_bytes", static_cast<Poco::UInt64>(spool.pendingBytes));
+    health->set("spool_segments", static_cast<Poco::UInt64>(spool.segments));
+    health->set("spool_dropped_points", static_cast<Poco::UInt64>(spool.droppedPoints));
+    health->set("spool_max_bytes", static_cast<Poco::UInt64>(options_.spool.maxBytes));
+    std::lock_guard<std::mutex> lock(mutex_);
+    health->set("cached_points", static_cast<Poco::UInt64>(cachedPoints_));
     if (!lastError_.empty()) {
         health->set("last_error", lastError_);
         health->set("last_error_time", lastErrorTime_);
@@ -171,42 +256,72 @@ Poco::JSON::Object::Ptr SinkChannel::health() const {
     return health;
 }
 
-MetricBus::MetricBus(std::string hostname, Poco::Logger& logger) : hostname_(std::move(hostname)), logger_(logger) {}
+MetricBus::MetricBus(std::string hostname, Poco::Logger& logger, Options options)
+    : hostname_(std::move(hostname)), logger_(logger), options_(options) {}
 
 MetricBus::~MetricBus() { stop(); }
 
 void MetricBus::addSink(const std::string& name, Sink& sink, SinkChannel::Options options) {
     if (accepting_) throw Poco::IllegalStateException("sinks are added before the bus starts");
-    sinks_.push_back(std::make_unique<SinkChannel>(name, sink, options, logger_));
+    sinks_.push_back(std::make_unique<SinkChannel>(name, sink, std::move(options), logger_));
 }
 
 void MetricBus::start() {
     for (const SinkChannelPtr& sink : sinks_) sink->start();
+    flusher_ = std::thread([this] { flusherLoop(); });
     accepting_ = true;
+}
+
+void MetricBus::flusherLoop() {
+    std::unique_lock<std::mutex> lock(flusherMutex_);
+    while (!flusherStop_) {
+        flusherWake_.wait_for(lock, toDuration(options_.fsyncIntervalSeconds), [this] { return flusherStop_; });
+        for (const SinkChannelPtr& sink : sinks_) sink->sync(); // a no-op for sinks with nothing new
+    }
 }
 
 void MetricBus::stop() {
     accepting_ = false;
     for (const SinkChannelPtr& sink : sinks_) sink->beginStop();
     for (const SinkChannelPtr& sink : sinks_) sink->join();
+    {
+        std::lock_guard<std::mutex> lock(flusherMutex_);
+        flusherStop_ = true;
+    }
+    flusherWake_.notify_all();
+    if (flusher_.joinable()) flusher_.join();
 }
 
 PublishResult MetricBus::publish(Batch&& batch, OverflowPolicy policy) {
-    (void)policy;
     PublishResult result;
     if (batch.empty()) return result;
     const std::int64_t now = wallSeconds();
     for (Metric& metric : batch) normalizeForSink(metric, hostname_, now);
     if (!accepting_ || sinks_.empty()) {
         result.dropped = batch.size();
+        result.rejected = policy == OverflowPolicy::RejectWhenFull;
         return result;
     }
+    std::string payload;
+    encodeBatch(batch, payload);
+    if (policy == OverflowPolicy::RejectWhenFull) {
+        for (const SinkChannelPtr& sink : sinks_) {
+            if (!sink->hasRoomFor(payload.size())) {
+                result.rejected = true;
+                return result;
+            }
+        }
+    }
     const std::size_t points = batch.size();
-    std::size_t dropped = 0;
-    for (std::size_t i = 0; i + 1 < sinks_.size(); ++i) dropped = std::max(dropped, sinks_[i]->offer(batch));
-    dropped = std::max(dropped, sinks_.back()->offer(std::move(batch)));
-    result.accepted = points;
-    result.dropped = dropped;
+    bool everywhere = true;
+    for (std::size_t i = 0; i < sinks_.size(); ++i) {
+        bool appended = false;
+        const bool last = i + 1 == sinks_.size();
+        result.dropped = std::max(result.dropped, sinks_[i]->offer(payload, last ? std::move(batch) : batch, policy, appended));
+        everywhere = everywhere && appended;
+    }
+    result.accepted = everywhere ? points : 0;
+    result.rejected = !everywhere;
     return result;
 }
 

@@ -1,8 +1,10 @@
-// The metric bus: sources publish batches, every sink gets its own bounded queue and its own
-// writer thread, so a slow or dead sink never slows a source or another sink.
+// The metric bus: sources publish batches; every sink gets its own durable spool, a bounded
+// in-memory cache of what it has not delivered yet, and its own writer thread, so a slow or dead
+// sink never slows a source or another sink, and nothing acknowledged is lost.
 #pragma once
 
 #include "Backoff.h"
+#include "Spool.h"
 
 #include <agent/Context.h>
 #include <agent/Module.h>
@@ -22,23 +24,26 @@
 namespace agent {
 
 struct SinkCounters {
-    std::atomic<std::uint64_t> in{0};      // points accepted into the queue
+    std::atomic<std::uint64_t> in{0};      // points acknowledged into the spool
     std::atomic<std::uint64_t> out{0};     // points delivered
     std::atomic<std::uint64_t> retried{0}; // points of writes that answered "retry"
-    std::atomic<std::uint64_t> dropped{0}; // points lost: queue overflow, rejected, or undelivered at exit
+    std::atomic<std::uint64_t> dropped{0}; // points lost: spool full, rejected by the peer, unappendable
 };
 
-// One sink's queue and writer thread. The queue holds at most `capacityPoints` points; when a new
-// batch does not fit, the oldest batches are dropped (counted and logged): a monitoring agent
-// prefers recent data, and a source must never wait on a sink.
+// One sink's spool, cache and writer thread. publish() appends to the spool (the source's
+// batch is acknowledged then); the writer reads in order, from the cache when it keeps up and
+// from disk when it does not, and commits what the sink delivered.
 class SinkChannel {
 public:
     struct Options {
-        std::size_t capacityPoints = 1000;
+        std::size_t cachePoints = 1000; // [output] buffersize: points kept in memory
         Backoff::Policy backoff;
-        double drainSeconds = 3; // at stop, time left to deliver what is queued
+        double drainSeconds = 3;        // at stop, time left to deliver; the rest stays spooled
+        SinkBatching batching;
+        Spool::Options spool;
     };
 
+    // Opens the spool, which recovers what a previous run left undelivered.
     SinkChannel(std::string name, Sink& sink, Options options, Poco::Logger& logger);
     ~SinkChannel();
     SinkChannel(const SinkChannel&) = delete;
@@ -46,34 +51,52 @@ public:
 
     const std::string& name() const { return name_; }
     void start();
-    // Queues a batch; returns the number of points dropped to make room.
-    std::size_t offer(Batch batch);
-    // Delivers what it can within drainSeconds, counts the rest as dropped, joins the writer.
-    // beginStop() only starts the drain, so that several sinks drain in parallel.
-    void stop();
+
+    bool hasRoomFor(std::size_t payloadBytes) const { return spool_.hasRoomFor(payloadBytes); }
+    // Appends an encoded batch (`payload`, the same bytes for every sink) and caches `batch`.
+    // Returns the points of older data dropped to make room; `appended` says whether it was taken.
+    std::size_t offer(const std::string& payload, Batch batch, OverflowPolicy policy, bool& appended);
+
     void beginStop();
     void join();
+    void stop();
+    void sync() { spool_.sync(); }
 
     const SinkCounters& counters() const { return counters_; }
-    std::size_t queuedPoints() const;
+    Spool::Stats spoolStats() const { return spool_.stats(); }
+    std::size_t cachedPoints() const;
     Poco::JSON::Object::Ptr health() const;
 
 private:
+    struct Cached {
+        Spool::Position at;
+        Spool::Position next;
+        Batch batch;
+    };
+
     void writerLoop();
-    // Writes one batch until it is done or dropped, or the drain deadline passes.
-    void deliver(const Batch& batch);
+    // Gathers records from `readPos_` on, up to the sink's batch size; false when none.
+    bool gather(Batch& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock);
+    bool hasUnread() const; // needs mutex_
+    // Writes until done, dropped, or the drain deadline passes; true when it may be committed.
+    bool deliver(const Batch& batch);
+    void noteError(const std::string& error);
 
     const std::string name_;
     Sink& sink_;
     const Options options_;
     Poco::Logger& logger_;
+    Spool spool_;
     Backoff backoff_;
     SinkCounters counters_;
 
-    mutable std::mutex queueMutex_; // guards the fields down to lastErrorTime_
-    std::condition_variable queueChanged_;
-    std::deque<Batch> queue_;
-    std::size_t queuedPoints_ = 0;
+    mutable std::mutex mutex_; // guards the fields down to dropsSinceLog_
+    std::condition_variable changed_;
+    std::deque<Cached> cache_;
+    std::size_t cachedPoints_ = 0;
+    Spool::Position readPos_;  // the writer's next record
+    Spool::Position heldUntil_; // after the batch the writer is delivering (= readPos_ when idle)
+    Spool::Position endPos_;   // after the last appended record
     bool stopping_ = false;
     std::chrono::steady_clock::time_point drainDeadline_{};
     std::string lastError_;
@@ -86,9 +109,15 @@ private:
 
 using SinkChannelPtr = std::unique_ptr<SinkChannel>;
 
+struct MetricBusOptions {
+    double fsyncIntervalSeconds = 1; // for Spool::Fsync::Interval
+};
+
 class MetricBus : public Bus {
 public:
-    MetricBus(std::string hostname, Poco::Logger& logger);
+    using Options = MetricBusOptions;
+
+    MetricBus(std::string hostname, Poco::Logger& logger, Options options = {});
     ~MetricBus() override;
 
     void addSink(const std::string& name, Sink& sink, SinkChannel::Options options);
@@ -96,16 +125,24 @@ public:
     // Stops accepting, drains every sink in parallel (each within its drain time), joins.
     void stop();
 
-    // Applies the host-tag and timestamp rule, then hands the batch to every sink.
+    // Applies the host-tag and timestamp rule, then appends the batch to every sink's spool.
     PublishResult publish(Batch&& batch, OverflowPolicy policy = OverflowPolicy::DropOldest) override;
 
     const std::vector<SinkChannelPtr>& sinks() const { return sinks_; }
 
 private:
+    void flusherLoop();
+
     const std::string hostname_;
     Poco::Logger& logger_;
+    const Options options_;
     std::vector<SinkChannelPtr> sinks_; // fixed after start()
     std::atomic<bool> accepting_{false};
+
+    std::mutex flusherMutex_; // guards flusherStop_
+    std::condition_variable flusherWake_;
+    bool flusherStop_ = false;
+    std::thread flusher_;
 };
 
 } // namespace agent

@@ -80,7 +80,8 @@ const char* kindName(ModuleKind kind) {
 ModuleHost::ModuleHost(const AgentConfig& config, HostIdentity identity, Poco::Logger& logger)
     : config_(config), identity_(std::move(identity)), logger_(logger), loader_(config.settings().moduleDir),
       scheduler_(std::make_unique<TaskScheduler>(4, Poco::Logger::get("scheduler"))),
-      bus_(std::make_unique<MetricBus>(identity_.hostname, Poco::Logger::get("bus"))) {}
+      bus_(std::make_unique<MetricBus>(identity_.hostname, Poco::Logger::get("bus"),
+                                       MetricBus::Options{config.settings().spoolFsyncIntervalSeconds})) {}
 
 ModuleHost::~ModuleHost() {
     stop();
@@ -139,17 +140,25 @@ void ModuleHost::startModule(Slot& slot, Bus& bus) {
 void ModuleHost::start() {
     const AgentSettings& settings = config_.settings();
     SinkChannel::Options options;
-    options.capacityPoints = static_cast<std::size_t>(settings.bufferSize);
+    options.cachePoints = static_cast<std::size_t>(settings.bufferSize);
     options.backoff.initialSeconds = settings.retryInitialSeconds;
     options.backoff.maxSeconds = settings.retryMaxSeconds;
     options.drainSeconds = settings.drainSeconds;
+    options.spool.maxBytes = settings.spoolMaxBytes;
+    options.spool.segmentBytes = settings.spoolSegmentBytes;
+    options.spool.fsync = settings.spoolFsync == "every_batch" ? Spool::Fsync::EveryBatch
+                          : settings.spoolFsync == "never"     ? Spool::Fsync::Never
+                                                               : Spool::Fsync::Interval;
 
     running_ = true;
     // Sinks first, so that nothing a source publishes at its start finds no sink.
     for (Slot& slot : slots_) {
         if (slot.module.kind != ModuleKind::Sink) continue;
         startModule(slot, *bus_);
-        bus_->addSink(slot.module.name, static_cast<Sink&>(*slot.module.instance), options);
+        auto& sink = static_cast<Sink&>(*slot.module.instance);
+        options.batching = sink.batching();
+        options.spool.directory = settings.stateDir + "/spool/" + slot.module.name;
+        bus_->addSink(slot.module.name, sink, options);
     }
     bus_->start();
     for (Slot& slot : slots_) {

@@ -89,14 +89,25 @@ Batch points(int count, const std::string& name = "m") {
     return batch;
 }
 
-SinkChannel::Options fastOptions(std::size_t capacity = 1000) {
-    SinkChannel::Options options;
-    options.capacityPoints = capacity;
-    options.backoff.initialSeconds = 0.01;
-    options.backoff.maxSeconds = 0.05;
-    options.drainSeconds = 1;
-    return options;
-}
+// Each test's spools live in a fresh directory.
+class SpoolDir {
+public:
+    SinkChannel::Options options(const std::string& sink, std::size_t cachePoints = 1000) const {
+        SinkChannel::Options options;
+        options.cachePoints = cachePoints;
+        options.backoff.initialSeconds = 0.01;
+        options.backoff.maxSeconds = 0.05;
+        options.drainSeconds = 1;
+        options.spool.directory = dir_ / sink;
+        options.spool.maxBytes = 16 << 20;
+        options.spool.segmentBytes = 64 << 10;
+        options.spool.fsync = agent::Spool::Fsync::Never;
+        return options;
+    }
+
+private:
+    agent::test::TempDir dir_;
+};
 
 Poco::Logger& testLogger() { return Poco::Logger::get("test.bus"); }
 
@@ -105,9 +116,10 @@ Poco::Logger& testLogger() { return Poco::Logger::get("test.bus"); }
 TEST(MetricBus, EverySinkGetsEveryPointWithTheHostTag) {
     ScriptedSink a;
     ScriptedSink b;
+    SpoolDir spools;
     MetricBus bus("host-1", testLogger());
-    bus.addSink("a", a, fastOptions());
-    bus.addSink("b", b, fastOptions());
+    bus.addSink("a", a, spools.options("a"));
+    bus.addSink("b", b, spools.options("b"));
     bus.start();
     Batch batch = points(3);
     batch[1].setTag("host", "own-host");
@@ -132,9 +144,10 @@ TEST(MetricBus, StalledSinkNeverBlocksTheSourceOrAnotherSink) {
     ScriptedSink stalled;
     ScriptedSink healthy;
     stalled.block(true);
+    SpoolDir spools;
     MetricBus bus("h", testLogger());
-    bus.addSink("stalled", stalled, fastOptions(100));
-    bus.addSink("healthy", healthy, fastOptions(1000));
+    bus.addSink("stalled", stalled, spools.options("stalled", 100));
+    bus.addSink("healthy", healthy, spools.options("healthy"));
     Unblock unblock{stalled};
     bus.start();
     const auto started = std::chrono::steady_clock::now();
@@ -146,35 +159,141 @@ TEST(MetricBus, StalledSinkNeverBlocksTheSourceOrAnotherSink) {
     bus.stop();
 }
 
-TEST(MetricBus, FullQueueDropsTheOldestPointsAndCountsThem) {
+TEST(MetricBus, PointsBeyondTheMemoryCacheAreReadBackFromTheSpoolInOrder) {
     ScriptedSink sink;
     sink.block(true);
+    SpoolDir spools;
     MetricBus bus("h", testLogger());
-    bus.addSink("s", sink, fastOptions(20));
+    bus.addSink("s", sink, spools.options("s", 20));
+    Unblock unblock{sink};
+    bus.start();
+    for (int i = 0; i < 10; ++i) {
+        const agent::PublishResult result = bus.publish(points(10, "batch" + std::to_string(i)));
+        EXPECT_EQ(result.accepted, 10u);
+        EXPECT_EQ(result.dropped, 0u);
+    }
+    EXPECT_LE(bus.sinks()[0]->cachedPoints(), 20u);
+    sink.block(false);
+    ASSERT_TRUE(eventually([&] { return sink.delivered().size() == 100; }));
+    const Batch got = sink.delivered();
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i) * 10].name, "batch" + std::to_string(i));
+    EXPECT_EQ(bus.sinks()[0]->counters().dropped, 0u);
+    bus.stop();
+}
+
+TEST(MetricBus, FullSpoolDropsTheOldestPointsAndCountsThem) {
+    ScriptedSink sink;
+    sink.block(true);
+    SpoolDir spools;
+    SinkChannel::Options options = spools.options("s", 10);
+    options.spool.maxBytes = 32 << 10;
+    options.spool.segmentBytes = 4 << 10;
+    MetricBus bus("h", testLogger());
+    bus.addSink("s", sink, options);
     Unblock unblock{sink};
     bus.start();
     bus.publish(points(10, "first"));
     ASSERT_TRUE(eventually([&] { return sink.calls() == 1; })); // "first" is in the writer's hands
-    bus.publish(points(10, "second"));
-    bus.publish(points(10, "third"));
-    const agent::PublishResult result = bus.publish(points(10, "fourth"));
-    EXPECT_EQ(result.dropped, 10u); // "second" made room for "fourth"
-    EXPECT_EQ(bus.sinks()[0]->counters().dropped, 10u);
-    EXPECT_EQ(bus.sinks()[0]->queuedPoints(), 20u);
+    std::size_t published = 10;
+    std::size_t reportedDropped = 0;
+    for (int i = 0; i < 200; ++i) {
+        const agent::PublishResult result = bus.publish(points(10, "later" + std::to_string(i)));
+        EXPECT_EQ(result.accepted, 10u);
+        reportedDropped += result.dropped;
+        published += 10;
+    }
+    const std::uint64_t dropped = bus.sinks()[0]->counters().dropped;
+    EXPECT_GT(dropped, 0u);
+    EXPECT_EQ(dropped, reportedDropped);
+    EXPECT_EQ(bus.sinks()[0]->spoolStats().droppedPoints, dropped);
+    EXPECT_LE(bus.sinks()[0]->spoolStats().pendingBytes, options.spool.maxBytes);
     sink.block(false);
-    ASSERT_TRUE(eventually([&] { return sink.delivered().size() == 30; }));
-    const Batch got = sink.delivered();
-    EXPECT_EQ(got[0].name, "first");
-    EXPECT_EQ(got[10].name, "third");
-    EXPECT_EQ(got[20].name, "fourth");
+    // Everything not dropped arrives, the newest last; nothing is lost without being counted.
+    ASSERT_TRUE(eventually([&] { return sink.delivered().size() + dropped == published; }));
+    EXPECT_EQ(sink.delivered().back().name, "later199");
+    bus.stop();
+}
+
+TEST(MetricBus, RejectWhenFullTakesNothingAndSaysSo) {
+    ScriptedSink sink;
+    sink.block(true);
+    SpoolDir spools;
+    SinkChannel::Options options = spools.options("s", 10);
+    options.spool.maxBytes = 16 << 10;
+    options.spool.segmentBytes = 4 << 10;
+    MetricBus bus("h", testLogger());
+    bus.addSink("s", sink, options);
+    Unblock unblock{sink};
+    bus.start();
+    agent::PublishResult result;
+    int accepted = 0;
+    for (int i = 0; i < 1000 && !result.rejected; ++i) {
+        result = bus.publish(points(10), agent::OverflowPolicy::RejectWhenFull);
+        if (!result.rejected) ++accepted;
+    }
+    EXPECT_TRUE(result.rejected);
+    EXPECT_EQ(result.accepted, 0u);
+    EXPECT_EQ(bus.sinks()[0]->counters().dropped, 0u);
+    EXPECT_EQ(bus.sinks()[0]->counters().in, static_cast<std::uint64_t>(accepted) * 10);
+    sink.block(false);
+    ASSERT_TRUE(eventually([&] { return sink.delivered().size() == static_cast<std::size_t>(accepted) * 10; }));
+    bus.stop();
+}
+
+TEST(MetricBus, UndeliveredPointsStayInTheSpoolAndTheNextRunDeliversThem) {
+    SpoolDir spools;
+    {
+        ScriptedSink dead;
+        dead.answer(std::vector<WriteOutcome>(100000, WriteOutcome::Retry));
+        MetricBus bus("h", testLogger());
+        SinkChannel::Options options = spools.options("s");
+        options.drainSeconds = 0.3;
+        bus.addSink("s", dead, options);
+        bus.start();
+        bus.publish(points(4, "kept"));
+        bus.publish(points(6, "kept2"));
+        ASSERT_TRUE(eventually([&] { return dead.calls() >= 2; }));
+        const auto started = std::chrono::steady_clock::now();
+        bus.stop();
+        EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
+        EXPECT_EQ(bus.sinks()[0]->counters().dropped, 0u);
+    }
+    ScriptedSink healthy;
+    MetricBus bus("h", testLogger());
+    bus.addSink("s", healthy, spools.options("s"));
+    bus.start();
+    ASSERT_TRUE(eventually([&] { return healthy.delivered().size() == 10; }));
+    EXPECT_EQ(healthy.delivered()[0].name, "kept");
+    EXPECT_EQ(healthy.delivered()[4].name, "kept2");
+    bus.stop();
+}
+
+TEST(MetricBus, QueuedBatchesAreMergedUpToTheSinksBatchSize) {
+    ScriptedSink sink;
+    sink.block(true);
+    SpoolDir spools;
+    SinkChannel::Options options = spools.options("s");
+    options.batching.maxPoints = 25;
+    MetricBus bus("h", testLogger());
+    bus.addSink("s", sink, options);
+    Unblock unblock{sink};
+    bus.start();
+    bus.publish(points(10, "first"));
+    ASSERT_TRUE(eventually([&] { return sink.calls() == 1; }));
+    for (int i = 0; i < 6; ++i) bus.publish(points(10));
+    sink.block(false);
+    ASSERT_TRUE(eventually([&] { return sink.delivered().size() == 70; }));
+    // 10 alone (already taken), then 20 + 20 + 20 (a third batch of 10 would pass 25).
+    EXPECT_EQ(sink.calls(), 4);
     bus.stop();
 }
 
 TEST(MetricBus, RetryIsRepeatedWithBackoffUntilDoneAndOrderIsKept) {
     ScriptedSink sink;
     sink.answer({WriteOutcome::Retry, WriteOutcome::Retry, WriteOutcome::Done});
+    SpoolDir spools;
     MetricBus bus("h", testLogger());
-    bus.addSink("s", sink, fastOptions());
+    bus.addSink("s", sink, spools.options("s"));
     bus.start();
     bus.publish(points(2, "a"));
     bus.publish(points(2, "b"));
@@ -191,8 +310,9 @@ TEST(MetricBus, RetryIsRepeatedWithBackoffUntilDoneAndOrderIsKept) {
 TEST(MetricBus, ThrowingSinkIsRetriedAndItsErrorShowsInHealth) {
     ScriptedSink sink;
     sink.throwOnce();
+    SpoolDir spools;
     MetricBus bus("h", testLogger());
-    bus.addSink("s", sink, fastOptions());
+    bus.addSink("s", sink, spools.options("s"));
     bus.start();
     bus.publish(points(1));
     ASSERT_TRUE(eventually([&] { return sink.delivered().size() == 1; }));
@@ -203,8 +323,9 @@ TEST(MetricBus, ThrowingSinkIsRetriedAndItsErrorShowsInHealth) {
 TEST(MetricBus, RejectedBatchIsDroppedAndCountedNotRetried) {
     ScriptedSink sink;
     sink.answer({WriteOutcome::Drop});
+    SpoolDir spools;
     MetricBus bus("h", testLogger());
-    bus.addSink("s", sink, fastOptions());
+    bus.addSink("s", sink, spools.options("s"));
     bus.start();
     bus.publish(points(3, "bad"));
     bus.publish(points(2, "good"));
@@ -217,8 +338,9 @@ TEST(MetricBus, RejectedBatchIsDroppedAndCountedNotRetried) {
 TEST(MetricBus, StopDeliversWhatIsQueuedWhenTheSinkWorks) {
     ScriptedSink sink;
     sink.block(true);
+    SpoolDir spools;
     MetricBus bus("h", testLogger());
-    bus.addSink("s", sink, fastOptions());
+    bus.addSink("s", sink, spools.options("s"));
     Unblock unblock{sink};
     bus.start();
     for (int i = 0; i < 5; ++i) bus.publish(points(10));
@@ -228,25 +350,8 @@ TEST(MetricBus, StopDeliversWhatIsQueuedWhenTheSinkWorks) {
     EXPECT_EQ(bus.sinks()[0]->counters().dropped, 0u);
 }
 
-TEST(MetricBus, StopGivesUpOnADeadSinkWithinTheDrainTimeAndCountsTheLoss) {
-    ScriptedSink dead;
-    dead.answer(std::vector<WriteOutcome>(100000, WriteOutcome::Retry));
-    MetricBus bus("h", testLogger());
-    SinkChannel::Options options = fastOptions();
-    options.drainSeconds = 0.5;
-    bus.addSink("dead", dead, options);
-    bus.start();
-    bus.publish(points(4));
-    bus.publish(points(6));
-    ASSERT_TRUE(eventually([&] { return dead.calls() >= 2; }));
-    const auto started = std::chrono::steady_clock::now();
-    bus.stop();
-    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
-    EXPECT_EQ(bus.sinks()[0]->counters().dropped, 10u);
-    EXPECT_EQ(bus.sinks()[0]->counters().out, 0u);
-}
-
 TEST(MetricBus, PublishWithoutSinksDropsAndSaysSo) {
+    SpoolDir spools;
     MetricBus bus("h", testLogger());
     bus.start();
     const agent::PublishResult result = bus.publish(points(3));
