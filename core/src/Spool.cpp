@@ -65,6 +65,7 @@ Spool::Spool(Options options, Poco::Logger& logger) : options_(std::move(options
 }
 
 Spool::~Spool() {
+    sync();
     std::lock_guard<std::mutex> lock(mutex_);
     persistCursorLocked();
     if (activeFd_ >= 0) {
@@ -173,8 +174,10 @@ void Spool::openActive() {
 }
 
 void Spool::rotateLocked() {
-    if (dirty_ && options_.fsync != Fsync::Never) fdatasync(activeFd_);
-    close(activeFd_);
+    // With Fsync::Interval the full segment is flushed by the next sync(), not here: rotating
+    // must not cost the publisher a disk flush.
+    if (dirty_ && options_.fsync == Fsync::Interval) unsyncedFds_.push_back(activeFd_);
+    else close(activeFd_);
     activeFd_ = -1;
     dirty_ = false;
     segments_.push_back(Segment{segments_.back().seq + 1, 0, -1});
@@ -341,10 +344,23 @@ Spool::Position Spool::end() const {
 }
 
 void Spool::sync() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!dirty_ || activeFd_ < 0 || options_.fsync == Fsync::Never) return;
-    if (fdatasync(activeFd_) != 0) logger_.error("spool %s: fdatasync: %s", options_.directory, std::string(std::strerror(errno)));
-    dirty_ = false;
+    std::vector<int> rotated;
+    int active = -1;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (options_.fsync == Fsync::Never) return;
+        rotated.swap(unsyncedFds_);
+        if (dirty_ && activeFd_ >= 0) active = dup(activeFd_); // flushed without holding the lock
+        dirty_ = false;
+    }
+    for (int fd : rotated) {
+        if (fdatasync(fd) != 0) logger_.error("spool %s: fdatasync: %s", options_.directory, std::string(std::strerror(errno)));
+        close(fd);
+    }
+    if (active >= 0) {
+        if (fdatasync(active) != 0) logger_.error("spool %s: fdatasync: %s", options_.directory, std::string(std::strerror(errno)));
+        close(active);
+    }
 }
 
 void Spool::persistCursor() {

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agent {
 
@@ -123,6 +124,7 @@ private:
     std::deque<Segment> segments_; // oldest first; back() is the active one
     int activeFd_ = -1;
     bool dirty_ = false;
+    std::vector<int> unsyncedFds_; // rotated segments not flushed yet (Fsync::Interval)
     Position committed_;
     Position persisted_;
     std::chrono::steady_clock::time_point lastPersist_{};
