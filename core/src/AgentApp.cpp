@@ -315,6 +315,9 @@ int AgentApp::runAgent() {
     }
     const AgentSettings& settings = config->settings();
     blockTerminationSignals(); // before the first thread starts
+    // A peer that closes its socket must cost a module an EPIPE error, not the agent its life.
+    // (Children that exec must restore SIGPIPE: an ignored signal stays ignored across exec.)
+    std::signal(SIGPIPE, SIG_IGN);
 
     const bool daemon = this->config().getBool("application.runAsDaemon", false);
     std::string logPath;
