@@ -28,3 +28,7 @@ done
 echo
 echo "=== idle RSS"
 bash bench/idle_rss.sh "$build"
+
+echo
+echo "=== sink-influx into a real influxd, next to curl posting the same line protocol"
+bash bench/InfluxBench.sh "$build"

@@ -121,3 +121,12 @@ TEST(LineProtocol, AppendsToWhatTheBufferHolds) {
     LineProtocolEncoder().append(out, m);
     EXPECT_EQ(out, "previous\nm value=1 1700000000\n");
 }
+
+TEST(LineProtocol, BackslashBeforeASeparatorOrAtTheEndIsDoubledSoTheLineStillParses) {
+    Metric m = point("m\\");
+    m.setTag("k", "ends\\");
+    m.setTag("j", "a\\,b");
+    m.setTag("i", "mid\\dle");
+    m.addField("value", 1.0);
+    EXPECT_EQ(encode(m), "m\\\\,i=mid\\dle,j=a\\\\\\,b,k=ends\\\\ value=1 1700000000\n");
+}

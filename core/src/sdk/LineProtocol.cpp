@@ -16,13 +16,24 @@ namespace agent {
 namespace {
 
 // Appends `text`, escaping what line protocol needs; runs with nothing to escape are appended
-// in one piece (most names and values have nothing to escape).
+// in one piece (most names and values have nothing to escape). A backslash right before a
+// character we escape, or at the very end, would itself escape that character (or the separator
+// after the text) in InfluxDB's parser, so it is doubled: the line stays parseable, and the value
+// reads back with the backslash doubled, the one case line protocol cannot carry exactly.
 void appendEscaped(std::string& out, std::string_view text, bool escapeEquals) {
+    auto special = [escapeEquals](char c) {
+        return c == ',' || c == ' ' || (escapeEquals && c == '=') || c == '\n' || c == '\r' || c == '\t';
+    };
     std::size_t runStart = 0;
     for (std::size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
-        const bool special = c == ',' || c == ' ' || (escapeEquals && c == '=') || c == '\n' || c == '\r' || c == '\t';
-        if (!special) continue;
+        if (c == '\\' && (i + 1 == text.size() || special(text[i + 1]))) {
+            out.append(text.data() + runStart, i + 1 - runStart);
+            out.push_back('\\');
+            runStart = i + 1;
+            continue;
+        }
+        if (!special(c)) continue;
         out.append(text.data() + runStart, i - runStart);
         out.push_back('\\');
         out.push_back(c == '\n' || c == '\r' || c == '\t' ? ' ' : c);
