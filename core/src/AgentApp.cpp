@@ -341,6 +341,7 @@ int AgentApp::runAgent() {
         return EXIT_SOFTWARE;
     }
 
+    for (const std::string& skipped : settings.skippedModules) log.warning("module %s", skipped);
     ModuleHost host(*config, detectIdentity(settings.hostname, settings.namespaces), log);
     std::vector<ModuleReport> reports;
     host.load(settings.modules, reports);
@@ -538,6 +539,7 @@ int AgentApp::checkConfig() {
         std::cout << "module " << report.name << ": error: " << report.problems.front() << "\n";
         for (std::size_t i = 1; i < report.problems.size(); ++i) std::cout << "    " << report.problems[i] << "\n";
     }
+    for (const std::string& skipped : settings.skippedModules) std::cout << "module " << skipped << "\n";
     for (const std::string& problem : wiringProblems(*config, configPath_)) {
         std::cout << "config: error: " << problem << "\n";
         ok = false;

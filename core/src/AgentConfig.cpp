@@ -5,6 +5,7 @@
 
 #include <agent/Metric.h>
 
+#include <Poco/File.h>
 #include <Poco/NumberParser.h>
 #include <Poco/Path.h>
 #include <Poco/String.h>
@@ -284,9 +285,20 @@ void AgentConfig::readSettings(const std::string& defaultModuleDir) {
             else errors.add(output, output.has("name") && output.getString("name") == name ? "name" : "names",
                             "\"" + name + "\" is not a known output (nsq, influx, file)");
         }
-        if (!s.listen.empty()) add("api-http");
         for (const std::string& section : toml_->sections()) {
             if (looksLikeModule(section)) add(section);
+        }
+        // The Go agent always served its API on `listen`; here the API is a module. A host
+        // without it still collects and delivers, so its absence is said, not fatal, unless an
+        // [api-http] section asks for it.
+        if (!s.listen.empty() && std::find(s.modules.begin(), s.modules.end(), "api-http") == s.modules.end()) {
+            const std::string path = s.moduleDir + "/api-http.so";
+            if (Poco::File(path).exists()) {
+                add("api-http");
+            } else {
+                s.skippedModules.push_back("api-http: not installed (" + path + "); derived from [agent] listen = \"" +
+                                           s.listen + "\", so the HTTP API is off");
+            }
         }
     }
     errors.throwIfAny();

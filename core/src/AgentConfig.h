@@ -44,6 +44,9 @@ struct AgentSettings {
     std::string moduleDir;
     std::vector<std::string> modules; // to load, in order
     bool modulesDerived = false;      // true when [modules] load was absent
+    // Derived modules left out because they are not installed and nothing depends on them
+    // (api-http, derived from [agent] listen alone): one line each, saying so.
+    std::vector<std::string> skippedModules;
 };
 
 class AgentConfig {

@@ -55,7 +55,11 @@ TEST(AgentConfig, GoAgentFileLoadsUnchangedAndDerivesItsModules) {
     const AgentConfig config = fromText(kSeed);
     const agent::AgentSettings& s = config.settings();
     EXPECT_TRUE(s.modulesDerived);
-    EXPECT_EQ(s.modules, (std::vector<std::string>{"source-netif", "sink-nsq", "api-http"}));
+    // No api-http.so in /modules: the API is left out, and said so.
+    EXPECT_EQ(s.modules, (std::vector<std::string>{"source-netif", "sink-nsq"}));
+    ASSERT_EQ(s.skippedModules.size(), 1u);
+    EXPECT_EQ(s.skippedModules[0], "api-http: not installed (/modules/api-http.so); derived from [agent] listen = "
+                                   "\"127.0.0.1:1232\", so the HTTP API is off");
     EXPECT_EQ(s.ifacePrefixes, (std::vector<std::string>{"eth", "en"}));
     EXPECT_EQ(s.servers, (std::vector<std::string>{"127.0.0.1:4150"}));
     EXPECT_EQ(s.bufferSize, 1000);
@@ -76,6 +80,12 @@ names = ["influx", "file"]
 )");
     EXPECT_EQ(config.settings().modules,
               (std::vector<std::string>{"source-netif", "source-exec", "sink-influx", "sink-file", "reporter-argus"}));
+}
+
+TEST(AgentConfig, ApiSectionMakesTheApiModuleRequired) {
+    const AgentConfig config = fromText("[agent]\nlisten = \"127.0.0.1:1\"\n[api-http]\n");
+    EXPECT_EQ(config.settings().modules, (std::vector<std::string>{"source-netif", "api-http"}));
+    EXPECT_TRUE(config.settings().skippedModules.empty());
 }
 
 TEST(AgentConfig, ExplicitLoadListIsUsedAsIs) {
