@@ -14,8 +14,8 @@ found=0
 for source in bench/*Bench.cpp; do
     name=$(basename "$source" .cpp)
     if [[ ! -x $build/$name ]]; then
-        echo "bench: $build/$name not built (AGENT_BUILD_BENCH=OFF?)" >&2
-        exit 1
+        echo "bench: $build/$name not built (AGENT_BUILD_BENCH=OFF, or a module bench without AGENT_BUILD_TESTS); skipped" >&2
+        continue
     fi
     found=1
     echo
