@@ -175,6 +175,28 @@ const char* toString(PublishResult::Status status) {
     return "?";
 }
 
+// Call from a catch block: classifies the exception in flight as nsqd's error code, "protocol",
+// "timeout" or `networkCode`, and describes it, naming the server (and `context` for network
+// failures, e.g. "connect" or "MPUB <topic>").
+void describeFailure(const std::string& server, const std::string& context, const char* networkCode,
+                     std::string& code, std::string& error) {
+    try {
+        throw;
+    } catch (const ServerError& e) {
+        code = e.code();
+        error = server + ": " + e.what();
+    } catch (const ProtocolError& e) {
+        code = "protocol";
+        error = server + ": " + e.what();
+    } catch (const Poco::TimeoutException& e) {
+        code = "timeout";
+        error = server + ": " + context + ": " + e.displayText();
+    } catch (const Poco::Exception& e) {
+        code = networkCode;
+        error = server + ": " + context + ": " + e.displayText();
+    }
+}
+
 // One open, identified connection to one nsqd. Throws ServerError, ProtocolError or a Poco
 // exception (network errors, Poco::TimeoutException); whoever catches one drops the connection.
 class NsqConnection {
@@ -452,18 +474,8 @@ bool NsqProducer::ensureConnected(std::size_t index, std::string& code, std::str
         server.failed = false;
         server.connection = std::move(connection);
         return true;
-    } catch (const ServerError& e) {
-        code = e.code();
-        error = server.address.text + ": " + e.what();
-    } catch (const ProtocolError& e) {
-        code = "protocol";
-        error = server.address.text + ": " + e.what();
-    } catch (const Poco::TimeoutException& e) {
-        code = "timeout";
-        error = server.address.text + ": connect: " + e.displayText();
-    } catch (const Poco::Exception& e) {
-        code = "connect";
-        error = server.address.text + ": connect: " + e.displayText();
+    } catch (const std::exception&) {
+        describeFailure(server.address.text, "connect", "connect", code, error);
     }
     markFailed(index, code, error);
     return false;
@@ -534,18 +546,8 @@ PublishResult NsqProducer::publish(const std::string& topic, const std::vector<s
                     stats_.bytesPublished += messages[i].size();
                 result.status = PublishResult::Status::Published;
                 return result;
-            } catch (const ServerError& e) {
-                code = e.code();
-                error = server.address.text + ": " + e.what();
-            } catch (const ProtocolError& e) {
-                code = "protocol";
-                error = server.address.text + ": " + e.what();
-            } catch (const Poco::TimeoutException& e) {
-                code = "timeout";
-                error = server.address.text + ": MPUB " + topic + ": " + e.displayText();
-            } catch (const Poco::Exception& e) {
-                code = "network";
-                error = server.address.text + ": MPUB " + topic + ": " + e.displayText();
+            } catch (const std::exception&) {
+                describeFailure(server.address.text, "MPUB " + topic, "network", code, error);
             }
             if (isRejection(code)) {
                 server.connection.reset(); // nsqd closed it after the error frame

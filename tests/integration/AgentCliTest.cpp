@@ -15,27 +15,10 @@ namespace {
 
 const std::string kAgent = AGENT_BINARY;
 
-// A config whose every path lies in `dir`; `extra` is appended.
+// A config whose every path lies in `dir`; `extra` is appended (its first line is line 16).
 std::string writeConfig(const TempDir& dir, const std::string& extra, const std::string& load = "[\"source-netif\", \"sink-file\"]",
                         const std::string& moduleDir = AGENT_MODULE_DIR) {
-    const std::string text = "[agent]\n"
-                             "listen = \"\"\n"
-                             "ifaceprefix = [\"lo\"]\n"
-                             "hostname = \"test-host\"\n"
-                             "namespaces = [\"ns1\"]\n"
-                             "statedir = \"" + dir / "state" + "\"\n"
-                             "pluginsdir = \"" + dir / "plugins" + "\"\n"
-                             "pidfile = \"" + dir / "agent.pid" + "\"\n"
-                             "[modules]\n"
-                             "dir = \"" + moduleDir + "\"\n"
-                             "load = " + load + "\n"
-                             "[log]\n"
-                             "logdir = \"" + dir / "log" + "\"\n"
-                             "[output]\n"
-                             "drain_timeout = 1\n" +
-                             extra;
-    writeFile(dir / "agent.toml", text);
-    return dir / "agent.toml";
+    return writeAgentConfig(dir, moduleDir, load, "[output]\ndrain_timeout = 1\n" + extra, "ifaceprefix = [\"lo\"]\n");
 }
 
 const std::string kFastNetif = "[source-netif]\ninterval = 1\n";

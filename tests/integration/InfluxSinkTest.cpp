@@ -23,57 +23,28 @@ const std::string kAgent = AGENT_BINARY;
 
 // A modules directory holding only the two modules these tests load.
 void linkModules(const TempDir& dir) {
-    Poco::File(dir / "modules").createDirectories();
-    const std::string links[][2] = {{AGENT_TEST_MODULE_DIR "/source-burst.so", dir / "modules/source-burst.so"},
-                                    {AGENT_MODULE_DIR "/sink-influx.so", dir / "modules/sink-influx.so"}};
-    for (const auto& link : links) {
-        if (symlink(link[0].c_str(), link[1].c_str()) != 0)
-            throw std::runtime_error("symlink " + link[1] + ": " + std::strerror(errno));
-    }
+    linkModuleDir(dir, {AGENT_TEST_MODULE_DIR "/source-burst.so", AGENT_MODULE_DIR "/sink-influx.so"});
 }
 
-// Writes agent.toml into `dir`; `burst` and `sink` are the bodies of the two module sections.
+// Writes agent.toml into `dir`; `burst` and `sinkExtra` end the two module sections.
 std::string writeConfig(const TempDir& dir, const std::string& influxUrl, const std::string& burst,
                         const std::string& sinkExtra = "") {
-    const std::string text = "[agent]\n"
-                             "listen = \"\"\n"
-                             "hostname = \"test-host\"\n"
-                             "namespaces = [\"ns1\"]\n"
-                             "statedir = \"" +
-                             dir / "state" +
-                             "\"\n"
-                             "pluginsdir = \"" +
-                             dir / "plugins" +
-                             "\"\n"
-                             "pidfile = \"" +
-                             dir / "agent.pid" +
-                             "\"\n"
-                             "[modules]\n"
-                             "dir = \"" +
-                             dir / "modules" +
-                             "\"\n"
-                             "load = [\"source-burst\", \"sink-influx\"]\n"
-                             "[log]\n"
-                             "logdir = \"" +
-                             dir / "log" +
-                             "\"\n"
-                             "[output]\n"
-                             "buffersize = 200000\n"
-                             "retry_initial = 0.2\n"
-                             "retry_max = 1\n"
-                             "drain_timeout = 5\n"
-                             "[source-burst]\n" +
-                             burst +
-                             "[sink-influx]\n"
-                             "urls = [\"" +
-                             influxUrl +
-                             "\"]\n"
-                             "batch_size = 5000\n"
-                             "flush_interval = 0.2\n"
-                             "timeout = 2\n" +
-                             sinkExtra;
-    writeFile(dir / "agent.toml", text);
-    return dir / "agent.toml";
+    return writeAgentConfig(dir, dir / "modules", "[\"source-burst\", \"sink-influx\"]",
+                            "[output]\n"
+                            "buffersize = 200000\n"
+                            "retry_initial = 0.2\n"
+                            "retry_max = 1\n"
+                            "drain_timeout = 5\n"
+                            "[source-burst]\n" +
+                                burst +
+                                "[sink-influx]\n"
+                                "urls = [\"" +
+                                influxUrl +
+                                "\"]\n"
+                                "batch_size = 5000\n"
+                                "flush_interval = 0.2\n"
+                                "timeout = 2\n" +
+                                sinkExtra);
 }
 
 std::int64_t burstCount(const InfluxServer& influx, const std::string& where = "") {

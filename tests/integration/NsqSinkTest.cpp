@@ -29,50 +29,15 @@ namespace {
 
 const std::string kAgent = AGENT_BINARY;
 
-// sink-nsq.so is built into AGENT_MODULE_DIR, the test source source-burst.so into
-// AGENT_TEST_MODULE_DIR; a config names one module directory, so the test links both into one.
+// sink-nsq.so and the test source source-burst.so are built into different directories.
 std::string moduleDirWithNsqAndBurst(const TempDir& dir) {
-    const std::string modules = dir / "modules";
-    Poco::File(modules).createDirectories();
-    const std::vector<std::pair<std::string, std::string>> links = {
-        {std::string(AGENT_MODULE_DIR) + "/sink-nsq.so", modules + "/sink-nsq.so"},
-        {std::string(AGENT_TEST_MODULE_DIR) + "/source-burst.so", modules + "/source-burst.so"},
-    };
-    for (const auto& [target, link] : links) {
-        if (::symlink(target.c_str(), link.c_str()) != 0)
-            throw std::runtime_error("symlink " + link + " -> " + target + ": " + std::strerror(errno));
-    }
-    return modules;
+    return linkModuleDir(dir, {AGENT_MODULE_DIR "/sink-nsq.so", AGENT_TEST_MODULE_DIR "/source-burst.so"});
 }
 
-// A config whose every path lies in `dir`; `extra` is appended.
+// A config whose every path lies in `dir`; `extra` is appended (its first line is line 13).
 std::string writeConfig(const TempDir& dir, const std::string& moduleDir, const std::string& load,
                         const std::string& extra) {
-    const std::string text = "[agent]\n"
-                             "listen = \"\"\n"
-                             "hostname = \"test-host\"\n"
-                             "namespaces = [\"ns1\"]\n"
-                             "statedir = \"" +
-                             dir / "state" +
-                             "\"\n"
-                             "pluginsdir = \"" +
-                             dir / "plugins" +
-                             "\"\n"
-                             "pidfile = \"" +
-                             dir / "agent.pid" +
-                             "\"\n"
-                             "[modules]\n"
-                             "dir = \"" +
-                             moduleDir +
-                             "\"\n"
-                             "load = " +
-                             load +
-                             "\n"
-                             "[log]\n"
-                             "logdir = \"" +
-                             dir / "log" + "\"\n" + extra;
-    writeFile(dir / "agent.toml", text);
-    return dir / "agent.toml";
+    return writeAgentConfig(dir, moduleDir, load, extra);
 }
 
 std::string burstConfig(const TempDir& dir, const NsqPeer& peer, const std::string& output = "") {

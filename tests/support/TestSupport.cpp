@@ -153,6 +153,37 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
     }
 }
 
+std::string linkModuleDir(const TempDir& dir, const std::vector<std::string>& moduleFiles) {
+    const std::string modules = dir / "modules";
+    Poco::File(modules).createDirectories();
+    for (const std::string& file : moduleFiles) {
+        const std::string link = modules + "/" + Poco::Path(file).getFileName();
+        if (symlink(file.c_str(), link.c_str()) != 0)
+            throw std::runtime_error("symlink " + link + " -> " + file + ": " + std::strerror(errno));
+    }
+    return modules;
+}
+
+std::string writeAgentConfig(const TempDir& dir, const std::string& moduleDir, const std::string& load,
+                             const std::string& rest, const std::string& agentExtra) {
+    const std::string text = "[agent]\n"
+                             "listen = \"\"\n"
+                             "hostname = \"test-host\"\n"
+                             "namespaces = [\"ns1\"]\n"
+                             "statedir = \"" + dir / "state" + "\"\n"
+                             "pluginsdir = \"" + dir / "plugins" + "\"\n"
+                             "pidfile = \"" + dir / "agent.pid" + "\"\n" +
+                             agentExtra +
+                             "[modules]\n"
+                             "dir = \"" + moduleDir + "\"\n"
+                             "load = " + load + "\n"
+                             "[log]\n"
+                             "logdir = \"" + dir / "log" + "\"\n" +
+                             rest;
+    writeFile(dir / "agent.toml", text);
+    return dir / "agent.toml";
+}
+
 std::vector<std::string> lines(const std::string& text) {
     std::vector<std::string> result;
     std::istringstream in(text);

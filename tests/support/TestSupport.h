@@ -67,6 +67,16 @@ private:
 // Polls `condition` every 50 ms until it holds or `timeout` passes.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
+// A `modules` directory in `dir` with a symlink to each module file (modules and test modules are
+// built into different directories; a config names one). Returns its path.
+std::string linkModuleDir(const TempDir& dir, const std::vector<std::string>& moduleFiles);
+
+// Writes `dir`/agent.toml for a test agent that keeps every path it writes inside `dir`:
+// [agent] (no API, hostname test-host, namespace ns1, then `agentExtra`), [modules] and [log],
+// twelve lines plus `agentExtra`, followed by `rest`. Returns the file's path.
+std::string writeAgentConfig(const TempDir& dir, const std::string& moduleDir, const std::string& load,
+                             const std::string& rest, const std::string& agentExtra = "");
+
 std::vector<std::string> lines(const std::string& text);
 // True while the process runs; false once it exited, zombie or not.
 bool processAlive(pid_t pid);
