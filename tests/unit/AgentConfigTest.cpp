@@ -204,4 +204,6 @@ TEST(ModuleConfig, ValuesComeFromTheSectionThenTheInheritedKeyThenTheDefault) {
     EXPECT_TRUE(section.has("topic"));
     EXPECT_FALSE(section.has("format"));
     EXPECT_EQ(section.where("topic"), "test.toml:4");
+    EXPECT_EQ(section.where("servers"), "test.toml:2"); // inherited: where [output] servers is
+    EXPECT_EQ(section.where("format"), "[sink-y]");
 }

@@ -68,7 +68,8 @@ public:
     // A string key holding a path, made absolute against the agent's start directory.
     std::string getPath(const std::string& key) const;
 
-    // Where a key was set, for error messages: "FILE:LINE", or "[section]" when it was not.
+    // Where a key was set, for error messages: "FILE:LINE" (of the inherited key when the value
+    // came from there), or "[section]" when it was not set at all.
     std::string where(const std::string& key) const;
     // The whole agent configuration (read-only use), e.g. agent.hostname.
     const Configuration& root() const { return *root_; }

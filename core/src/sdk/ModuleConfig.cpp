@@ -115,7 +115,14 @@ std::string ModuleConfig::getPath(const std::string& key) const {
 }
 
 std::string ModuleConfig::where(const std::string& key) const {
-    const std::string location = locate_ ? locate_(section_ + "." + key) : std::string();
+    if (!locate_) return "[" + section_ + "]";
+    std::string location = locate_(section_ + "." + key);
+    if (location.empty()) {
+        // An inherited value was written under its own key: point there.
+        for (const ConfigKey& k : schema_) {
+            if (k.name == key && !k.inheritFrom.empty() && root_->hasProperty(k.inheritFrom)) location = locate_(k.inheritFrom);
+        }
+    }
     return location.empty() ? "[" + section_ + "]" : location;
 }
 
