@@ -1,5 +1,7 @@
 #include "ModuleHost.h"
 
+#include "BuildInfo.h"
+
 #include <Poco/File.h>
 #include <Poco/Thread.h>
 
@@ -11,9 +13,10 @@ namespace agent {
 // The Context a module sees: its own logger, state dir and health, the shared bus and scheduler.
 class ModuleHost::ModuleContext : public Context {
 public:
-    ModuleContext(std::string name, Bus& bus, Scheduler& scheduler, std::string stateDir, const HostIdentity& identity)
+    ModuleContext(std::string name, Bus& bus, Scheduler& scheduler, std::string stateDir,
+                  const HostIdentityStore& identity, Registry& registry)
         : name_(std::move(name)), bus_(&bus), scheduler_(scheduler), stateDir_(std::move(stateDir)),
-          identity_(identity), logger_(Poco::Logger::get(name_)) {}
+          identity_(identity), registry_(registry), logger_(Poco::Logger::get(name_)) {}
 
     Bus& bus() override { return *bus_; }
     void setBus(Bus& bus) { bus_ = &bus; }
@@ -23,7 +26,8 @@ public:
         Poco::File(stateDir_).createDirectories();
         return stateDir_;
     }
-    HostIdentity identity() const override { return identity_; }
+    HostIdentity identity() const override { return identity_.get(); }
+    Registry& registry() override { return registry_; }
     void setHealth(Poco::JSON::Object::Ptr health) override {
         std::lock_guard<std::mutex> lock(healthMutex_);
         health_ = std::move(health);
@@ -38,7 +42,8 @@ private:
     Bus* bus_;
     Scheduler& scheduler_;
     const std::string stateDir_;
-    const HostIdentity& identity_;
+    const HostIdentityStore& identity_;
+    Registry& registry_;
     Poco::Logger& logger_;
     mutable std::mutex healthMutex_; // guards health_
     Poco::JSON::Object::Ptr health_;
@@ -78,9 +83,13 @@ const char* kindName(ModuleKind kind) {
 } // namespace
 
 ModuleHost::ModuleHost(const AgentConfig& config, HostIdentity identity, Poco::Logger& logger)
-    : config_(config), identity_(std::move(identity)), logger_(logger), loader_(config.settings().moduleDir),
+    : config_(config), identity_(std::move(identity)), logger_(logger),
+      registry_(RegistryPoller::Options{config.settings().registryAddr, config.settings().stateDir + "/registry.json",
+                                        AGENT_VERSION},
+                identity_, Poco::Logger::get("registry")),
+      loader_(config.settings().moduleDir),
       scheduler_(std::make_unique<TaskScheduler>(4, Poco::Logger::get("scheduler"))),
-      bus_(std::make_unique<MetricBus>(identity_.hostname, Poco::Logger::get("bus"),
+      bus_(std::make_unique<MetricBus>(identity_.get().hostname, Poco::Logger::get("bus"),
                                        MetricBus::Options{config.settings().spoolFsyncIntervalSeconds})) {}
 
 ModuleHost::~ModuleHost() {
@@ -114,7 +123,7 @@ bool ModuleHost::load(const std::vector<std::string>& names, std::vector<ModuleR
         }
         if (report.ok) {
             const std::string stateDir = config_.settings().stateDir + "/modules/" + name;
-            slot.context = std::make_unique<ModuleContext>(name, *bus_, *scheduler_, stateDir, identity_);
+            slot.context = std::make_unique<ModuleContext>(name, *bus_, *scheduler_, stateDir, identity_, registry_);
             slots_.push_back(std::move(slot));
         } else {
             allOk = false;
@@ -151,6 +160,7 @@ void ModuleHost::start() {
                                                                : Spool::Fsync::Interval;
 
     running_ = true;
+    registry_.start(); // namespaces and entries from the cache before any module starts
     // Sinks first, so that nothing a source publishes at its start finds no sink.
     for (Slot& slot : slots_) {
         if (slot.module.kind != ModuleKind::Sink) continue;
@@ -191,6 +201,7 @@ void ModuleHost::stopModule(Slot& slot) {
 void ModuleHost::stop() {
     if (!running_) return;
     running_ = false;
+    registry_.stop();
     scheduler_->stop();
     for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
         if (it->module.kind != ModuleKind::Sink) stopModule(*it);
@@ -204,6 +215,10 @@ void ModuleHost::stop() {
 Batch ModuleHost::collectOnce() {
     CollectingBus collecting;
     running_ = true;
+    registry_.start();
+    std::string registryError;
+    if (!config_.settings().registryAddr.empty() && !registry_.pollNow(registryError))
+        logger_.warning("registry: %s; using the cached answer if there is one", registryError);
     std::vector<Source*> sources;
     bool baseline = false;
     for (Slot& slot : slots_) {
@@ -228,7 +243,7 @@ Batch ModuleHost::collectOnce() {
     stop();
     Batch batch = collecting.take();
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-    for (Metric& metric : batch) normalizeForSink(metric, identity_.hostname, now);
+    for (Metric& metric : batch) normalizeForSink(metric, identity_.get().hostname, now);
     return batch;
 }
 

@@ -5,6 +5,7 @@
 #include "AgentConfig.h"
 #include "MetricBus.h"
 #include "ModuleLoader.h"
+#include "RegistryPoller.h"
 #include "TaskScheduler.h"
 
 #include <agent/Context.h>
@@ -47,6 +48,7 @@ public:
     Batch collectOnce();
 
     Poco::JSON::Object::Ptr status() const;
+    RegistryPoller& registry() { return registry_; }
     MetricBus& bus() { return *bus_; }
 
 private:
@@ -61,8 +63,9 @@ private:
     void stopModule(Slot& slot);
 
     const AgentConfig& config_;
-    const HostIdentity identity_;
+    HostIdentityStore identity_;
     Poco::Logger& logger_;
+    RegistryPoller registry_;
     ModuleLoader loader_; // declared first: destroyed after the module instances
     std::unique_ptr<TaskScheduler> scheduler_;
     std::unique_ptr<MetricBus> bus_;

@@ -63,6 +63,9 @@ TEST(Metric, ValidNamesAreLettersDigitsDotUnderscoreAndDash) {
     EXPECT_FALSE(agent::isValidName("a b"));
     EXPECT_FALSE(agent::isValidName("../etc"  "/passwd"));
     EXPECT_FALSE(agent::isValidName("naïve"));
+    EXPECT_FALSE(agent::isValidName("."));
+    EXPECT_FALSE(agent::isValidName(".."));
+    EXPECT_TRUE(agent::isValidName("..."));
     EXPECT_TRUE(agent::isValidName(std::string(128, 'a'), 128));
     EXPECT_FALSE(agent::isValidName(std::string(129, 'a'), 128));
 }

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,21 @@ struct HostIdentity {
     std::vector<std::string> namespaces; // may be empty on a standalone host
 };
 
+// What the registry says this host collects, per namespace (DESIGN §6.1). On a standalone host
+// (no registry) there are no entries.
+class Registry {
+public:
+    using Entry = std::map<std::string, std::string>;
+
+    virtual ~Registry() = default;
+    // The "collect" entries of a namespace, from the last good answer (or its cache).
+    virtual std::vector<Entry> entries(const std::string& ns) const = 0;
+    // Grows whenever the answer changes, so a module can notice a change cheaply.
+    virtual std::uint64_t generation() const = 0;
+    // Asks the registry now (the /update route); false and the reason when that failed.
+    virtual bool pollNow(std::string& error) = 0;
+};
+
 class Context {
 public:
     virtual ~Context() = default;
@@ -63,7 +79,9 @@ public:
     virtual Poco::Logger& logger() = 0;
     // A directory of the module's own (created), under the agent's state dir.
     virtual std::string stateDir() const = 0;
+    // Current identity: the namespaces follow the registry.
     virtual HostIdentity identity() const = 0;
+    virtual Registry& registry() = 0;
     // Replaces the module's health object, shown by `/me/status` and read by reporters.
     virtual void setHealth(Poco::JSON::Object::Ptr health) = 0;
 };

@@ -50,7 +50,8 @@ inline constexpr std::int64_t kMaxTimestamp = 10'000'000'000;
 // hostname unless the metric has one) and a timestamp in seconds.
 void normalizeForSink(Metric& metric, const std::string& hostname, std::int64_t now);
 
-// Names of metrics, namespaces and plugin outputs: [0-9A-Za-z._-]+ and at most maxLength chars.
+// Names of metrics, namespaces and plugin outputs: [0-9A-Za-z._-]+, at most maxLength chars,
+// and not "." or ".." (a namespace becomes a directory name).
 bool isValidName(std::string_view name, std::size_t maxLength = 256);
 
 } // namespace agent

@@ -46,6 +46,7 @@ void normalizeForSink(Metric& metric, const std::string& hostname, std::int64_t 
 
 bool isValidName(std::string_view name, std::size_t maxLength) {
     if (name.empty() || name.size() > maxLength) return false;
+    if (name == "." || name == "..") return false; // names become path components (namespaces)
     return std::all_of(name.begin(), name.end(), [](char c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
                c == '_' || c == '-';
