@@ -32,3 +32,7 @@ bash bench/idle_rss.sh "$build"
 echo
 echo "=== sink-influx into a real influxd, next to curl posting the same line protocol"
 bash bench/InfluxBench.sh "$build"
+
+echo
+echo "=== source-exec: CPU of the agent with 1,000 plugins every 10 s"
+bash bench/plugins_cpu.sh "$build"

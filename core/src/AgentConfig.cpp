@@ -87,6 +87,7 @@ const ConfigSchema& AgentConfig::agentSchema() {
         {"statedir", ConfigType::String, "/var/lib/agent", "spool, plugin state and caches"},
         {"namespaces", ConfigType::StringList, "[]", "this host's namespaces when there is no registry"},
         {"pidfile", ConfigType::String, "", "pid file; \"\" = <statedir>/agent.pid"},
+        {"registry_interval", ConfigType::Integer, "600", "seconds between registry polls (plus a random splay)"},
     };
     return schema;
 }
@@ -217,6 +218,9 @@ void AgentConfig::readSettings(const std::string& defaultModuleDir) {
     s.hostname = agent.getString("hostname");
     s.stateDir = agent.getPath("statedir");
     s.namespaces = agent.getStringList("namespaces");
+    s.registryIntervalSeconds = agent.getInt("registry_interval");
+    if (s.registryIntervalSeconds < 1 || s.registryIntervalSeconds > 86400)
+        errors.add(agent, "registry_interval", "must be between 1 and 86400 seconds");
     s.pidFile = agent.getString("pidfile").empty() ? s.stateDir + "/agent.pid" : agent.getPath("pidfile");
     if (s.stateDir.empty()) errors.add(agent, "statedir", "must not be empty");
     if (s.pluginsUser == "root" || s.pluginsUser == "0") errors.add(agent, "pluginsuser", "plugins never run as root");

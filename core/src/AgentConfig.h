@@ -24,6 +24,7 @@ struct AgentSettings {
     std::string stateDir;
     std::vector<std::string> namespaces;
     std::string pidFile;
+    std::int64_t registryIntervalSeconds = 600;
     // [output]
     std::vector<std::string> outputNames;
     std::vector<std::string> servers;

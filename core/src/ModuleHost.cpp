@@ -85,7 +85,8 @@ const char* kindName(ModuleKind kind) {
 ModuleHost::ModuleHost(const AgentConfig& config, HostIdentity identity, Poco::Logger& logger)
     : config_(config), identity_(std::move(identity)), logger_(logger),
       registry_(RegistryPoller::Options{config.settings().registryAddr, config.settings().stateDir + "/registry.json",
-                                        AGENT_VERSION},
+                                        AGENT_VERSION, std::chrono::seconds(config.settings().registryIntervalSeconds),
+                                        std::chrono::seconds(std::min<std::int64_t>(60, config.settings().registryIntervalSeconds))},
                 identity_, Poco::Logger::get("registry")),
       loader_(config.settings().moduleDir),
       scheduler_(std::make_unique<TaskScheduler>(4, Poco::Logger::get("scheduler"))),

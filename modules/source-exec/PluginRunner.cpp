@@ -1,0 +1,560 @@
+// Runs one plugin once (see PluginRunner.h). The parent prepares everything (argv, environment,
+// user, groups) first; the child, started with clone(CLONE_VM | CLONE_VFORK) as posix_spawn does,
+// makes raw system calls only and leaves a failure before or at execve() in the parent's memory.
+// The parent then polls stdout, stderr and a pidfd until the plugin exits, the deadline passes or
+// stdout goes over the cap, and cleans up the whole process group before reaping the plugin.
+#include "PluginRunner.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <system_error>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace agent::exec {
+
+const char* toString(RunStatus status) {
+    switch (status) {
+    case RunStatus::Ok:
+        return "ok";
+    case RunStatus::Error:
+        return "error";
+    case RunStatus::Timeout:
+        return "timeout";
+    case RunStatus::BadOutput:
+        return "bad_output";
+    case RunStatus::NotRunnable:
+        return "not_runnable";
+    }
+    return "unknown";
+}
+
+std::vector<std::string> splitParameters(const std::string& parameters) {
+    static constexpr const char* kWhitespace = " \t\n\r\f\v";
+    std::vector<std::string> result;
+    std::string::size_type begin = parameters.find_first_not_of(kWhitespace);
+    while (begin != std::string::npos) {
+        const std::string::size_type end = parameters.find_first_of(kWhitespace, begin);
+        result.push_back(parameters.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+        begin = end == std::string::npos ? end : parameters.find_first_not_of(kWhitespace, end);
+    }
+    return result;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// After SIGKILL to the group the pipes reach EOF at once, unless a descendant left the group and
+// still holds them: this bounds the wait for such a process.
+constexpr std::chrono::milliseconds kDrainLimit{1000};
+constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
+constexpr std::size_t kChildStackSize = std::size_t{64} * 1024; // the child's few frames before execve()
+constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
+constexpr const char* kDefaultLang = "C.UTF-8";
+
+// std::strerror is not thread-safe; the category's message is.
+std::string errnoText(const std::string& what, int error) {
+    return what + ": " + std::system_category().message(error);
+}
+
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd() { reset(); }
+    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    Fd& operator=(Fd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+
+    int get() const { return fd_; }
+    bool valid() const { return fd_ >= 0; }
+    void reset() {
+        // close() of a pipe or pidfd fails only with EBADF (a bug: double close) or EINTR (the fd
+        // is closed anyway on Linux).
+        if (fd_ >= 0 && ::close(fd_) != 0 && errno == EBADF) std::abort();
+        fd_ = -1;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+// A close-on-exec pipe with both ends above 2, so the child's dup2() onto 0/1/2 never clobbers
+// one of its own pipe ends (possible only when the agent runs with 0, 1 or 2 closed).
+std::optional<std::string> makePipe(Fd& readEnd, Fd& writeEnd) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return errnoText("pipe2", errno);
+    readEnd = Fd(fds[0]);
+    writeEnd = Fd(fds[1]);
+    for (Fd* end : {&readEnd, &writeEnd}) {
+        if (end->get() > 2) continue;
+        const int moved = fcntl(end->get(), F_DUPFD_CLOEXEC, 3);
+        if (moved < 0) return errnoText("fcntl(F_DUPFD_CLOEXEC)", errno);
+        *end = Fd(moved);
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> setNonBlocking(const Fd& fd) {
+    const int flags = fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) return errnoText("fcntl(O_NONBLOCK)", errno);
+    return std::nullopt;
+}
+
+// Whom the plugin runs as.
+struct Identity {
+    bool switchUser = false; // false: the agent is not root and already is the plugins user
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups; // supplementary groups, as initgroups() would set them
+    std::string home;
+};
+
+// Returns the reason the plugin cannot run as `user`, or nothing.
+std::optional<std::string> resolveUser(const std::string& user, Identity& identity) {
+    const long suggested = sysconf(_SC_GETPW_R_SIZE_MAX);
+    std::vector<char> buffer(suggested > 0 ? static_cast<std::size_t>(suggested) : 16384);
+    passwd entry{};
+    passwd* found = nullptr;
+    for (;;) {
+        const int rc = getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found);
+        if (rc == ERANGE && buffer.size() < (1u << 20)) {
+            buffer.resize(buffer.size() * 2);
+            continue;
+        }
+        // Some NSS modules say "not found" with an error code instead of a null result.
+        if (rc == ENOENT || rc == ESRCH)
+            found = nullptr;
+        else if (rc != 0)
+            return errnoText("cannot look up pluginsuser " + user, rc);
+        break;
+    }
+    if (found == nullptr) return "pluginsuser " + user + " does not exist";
+    if (entry.pw_uid == 0 || entry.pw_gid == 0) return "pluginsuser " + user + " is root; plugins never run as root";
+
+    identity.uid = entry.pw_uid;
+    identity.gid = entry.pw_gid;
+    identity.home = entry.pw_dir != nullptr ? entry.pw_dir : "/";
+    const uid_t self = geteuid();
+    if (self != 0) {
+        // Without root, switching is impossible: run as ourselves only when we are that user.
+        if (entry.pw_uid != self)
+            return "cannot run plugins as pluginsuser " + user + ": the agent runs as uid " + std::to_string(self) +
+                   ", not as root";
+        identity.switchUser = false;
+        return std::nullopt;
+    }
+    identity.switchUser = true;
+
+    // initgroups() reads the group database, which the child must not do: list the groups here
+    // and setgroups() them in the child.
+    int capacity = 32;
+    for (;;) {
+        identity.groups.resize(static_cast<std::size_t>(capacity));
+        int count = capacity;
+        if (getgrouplist(entry.pw_name, entry.pw_gid, identity.groups.data(), &count) >= 0) {
+            identity.groups.resize(static_cast<std::size_t>(count));
+            break;
+        }
+        if (capacity >= 65536) return "cannot list the groups of pluginsuser " + user;
+        capacity = std::max(capacity * 2, count);
+    }
+    if (std::find(identity.groups.begin(), identity.groups.end(), gid_t{0}) != identity.groups.end())
+        return "pluginsuser " + user + " is in group 0 (root); plugins never run as root";
+    return std::nullopt;
+}
+
+// What the child reports when a step before or at execve() fails.
+enum ChildStage : int {
+    kStageSetsid,
+    kStageStdin,
+    kStageDup,
+    kStageCloseRange,
+    kStageSignals,
+    kStageSetgid,
+    kStageSetgroups,
+    kStageSetuid,
+    kStageRootRegained,
+    kStageChdir,
+    kStageExec,
+};
+
+struct ChildFailure {
+    int stage = -1; // -1: none
+    int error = 0;
+};
+
+std::string describeChildFailure(const ChildFailure& failure) {
+    static constexpr const char* kNames[] = {"setsid",
+                                             "open /dev/null",
+                                             "dup2",
+                                             "close_range",
+                                             "sigaction",
+                                             "setgid",
+                                             "setgroups",
+                                             "setuid",
+                                             "setuid(0) after dropping root",
+                                             "chdir to the plugin's folder"};
+    if (failure.stage == kStageExec) return errnoText("cannot execute plugin", failure.error);
+    if (failure.stage == kStageRootRegained) return "could regain root after switching user; refusing to run";
+    if (failure.stage < 0 || failure.stage >= kStageExec) return "unknown failure in the child";
+    return errnoText(std::string("cannot start plugin: ") + kNames[failure.stage], failure.error);
+}
+
+// Everything the child needs, prepared before the clone (the child must not allocate).
+struct ChildSetup {
+    int stdoutFd;
+    int stderrFd;
+    const Identity* identity;
+    const char* directory;
+    char* const* argv;
+    char* const* envp;
+    ChildFailure* failure; // written by the child, read by the parent once the clone returns
+};
+
+// The kernel's struct sigaction (not glibc's): for SIG_DFL no restorer is needed.
+struct KernelSigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    unsigned long mask;
+};
+constexpr unsigned long kKernelSigsetSize = sizeof(unsigned long);
+constexpr int kKernelSignals = 64;
+
+// The child shares the parent's memory (CLONE_VM, like posix_spawn) and the parent's thread waits
+// until execve() or the exit. So the child makes raw system calls only: glibc's setuid() and
+// friends would broadcast to the parent's threads (setxid), and no sanitizer runtime may run on
+// this borrowed stack. errno is the parent thread's, which is suspended meanwhile.
+__attribute__((no_sanitize("address", "undefined"))) int runChild(void* argument) {
+    const ChildSetup& setup = *static_cast<const ChildSetup*>(argument);
+    auto fail = [&](int stage, int error) {
+        setup.failure->error = error;
+        setup.failure->stage = stage;
+        syscall(SYS_exit_group, 127);
+    };
+    if (syscall(SYS_setsid) < 0) fail(kStageSetsid, errno);
+
+    const long devNull = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devNull < 0) fail(kStageStdin, errno);
+    // dup3 refuses equal fds; the pipe ends are above 2 and /dev/null is 0 only when 0 was closed.
+    if ((devNull != 0 && syscall(SYS_dup3, devNull, 0, 0) < 0) || syscall(SYS_dup3, setup.stdoutFd, 1, 0) < 0 ||
+        syscall(SYS_dup3, setup.stderrFd, 2, 0) < 0)
+        fail(kStageDup, errno);
+    // Every other fd of the agent (sockets, files, other runs' pipes) closes at execve().
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) fail(kStageCloseRange, errno);
+
+    // The agent ignores SIGPIPE and blocks the termination signals; both would survive execve().
+    // All signals are blocked since before the clone: reset the dispositions first, then the mask.
+    const KernelSigaction defaultAction{SIG_DFL, 0, nullptr, 0};
+    for (int signal = 1; signal <= kKernelSignals; ++signal) {
+        if (signal == SIGKILL || signal == SIGSTOP) continue;
+        if (syscall(SYS_rt_sigaction, signal, &defaultAction, nullptr, kKernelSigsetSize) != 0)
+            fail(kStageSignals, errno);
+    }
+    const unsigned long none = 0;
+    if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, kKernelSigsetSize) != 0) fail(kStageSignals, errno);
+
+    const Identity& identity = *setup.identity;
+    if (identity.switchUser) {
+        if (syscall(SYS_setgid, identity.gid) != 0) fail(kStageSetgid, errno);
+        if (syscall(SYS_setgroups, identity.groups.size(), identity.groups.data()) != 0) fail(kStageSetgroups, errno);
+        if (syscall(SYS_setuid, identity.uid) != 0) fail(kStageSetuid, errno);
+        if (syscall(SYS_setuid, 0) == 0) fail(kStageRootRegained, 0);
+    }
+    // After the switch, so that the plugins user's own permissions decide.
+    if (syscall(SYS_chdir, setup.directory) != 0) fail(kStageChdir, errno);
+    syscall(SYS_execve, "./plugin", setup.argv, setup.envp);
+    fail(kStageExec, errno);
+    return 127; // not reached: fail() exits
+}
+
+// Kills and reaps the plugin if run() leaves early; otherwise told that the plugin was reaped.
+class ChildGuard {
+public:
+    explicit ChildGuard(pid_t pid) : pid_(pid) {}
+    ~ChildGuard() {
+        if (pid_ <= 0) return;
+        // The pid is not reaped yet, so it cannot name another process. Only an error path gets
+        // here and its reason is already in the result; ESRCH (the group is gone, or was never
+        // made because the child failed before setsid()) is expected, and nothing else can be done.
+        [[maybe_unused]] const int leader = kill(pid_, SIGKILL);
+        [[maybe_unused]] const int group = kill(-pid_, SIGKILL);
+        int status = 0;
+        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    ChildGuard(const ChildGuard&) = delete;
+    ChildGuard& operator=(const ChildGuard&) = delete;
+    void released() { pid_ = -1; }
+
+private:
+    pid_t pid_;
+};
+
+std::chrono::milliseconds since(Clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
+
+RunResult notRunnable(std::string reason, Clock::time_point start) {
+    RunResult result;
+    result.status = RunStatus::NotRunnable;
+    result.reason = std::move(reason);
+    result.duration = since(start);
+    return result;
+}
+
+std::string describeSignal(int signal) {
+    const char* name = sigabbrev_np(signal);
+    return name != nullptr ? "SIG" + std::string(name) : "signal " + std::to_string(signal);
+}
+
+} // namespace
+
+RunResult PluginRunner::run(const RunRequest& request) {
+    const Clock::time_point start = Clock::now();
+
+    // --- checks and preparation, all before the clone ---
+    if (request.directory.empty()) return notRunnable("no plugin directory", start);
+    const std::string pluginPath = request.directory + "/plugin";
+    struct stat info {};
+    if (stat(pluginPath.c_str(), &info) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return notRunnable("no plugin file", start);
+        return notRunnable(errnoText("cannot access plugin file", errno), start);
+    }
+    if (!S_ISREG(info.st_mode) || (info.st_mode & 0111) == 0) return notRunnable("plugin is not executable", start);
+
+    Identity identity;
+    if (auto reason = resolveUser(request.user, identity)) return notRunnable(std::move(*reason), start);
+
+    std::vector<std::pair<std::string, std::string>> variables = {
+        {"PATH", kDefaultPath}, {"HOME", identity.home}, {"LANG", kDefaultLang}};
+    for (const auto& variable : request.environment) {
+        const std::string& name = variable.first;
+        if (name.empty() || name.find('=') != std::string::npos || name.find('\0') != std::string::npos)
+            return notRunnable("bad environment variable name '" + name + "'", start);
+        auto same = std::find_if(variables.begin(), variables.end(), [&](const auto& v) { return v.first == name; });
+        if (same != variables.end())
+            same->second = variable.second;
+        else
+            variables.push_back(variable);
+    }
+    std::vector<std::string> environmentStrings;
+    for (const auto& [name, value] : variables)
+        environmentStrings.push_back(name + "=" + value);
+    std::vector<char*> envp;
+    for (std::string& entry : environmentStrings)
+        envp.push_back(entry.data());
+    envp.push_back(nullptr);
+
+    std::vector<std::string> arguments{"plugin"};
+    arguments.insert(arguments.end(), request.args.begin(), request.args.end());
+    std::vector<char*> argv;
+    for (std::string& argument : arguments)
+        argv.push_back(argument.data());
+    argv.push_back(nullptr);
+
+    Fd stdoutRead, stdoutWrite, stderrRead, stderrWrite;
+    for (auto [readEnd, writeEnd] : {std::pair{&stdoutRead, &stdoutWrite}, std::pair{&stderrRead, &stderrWrite}}) {
+        if (auto problem = makePipe(*readEnd, *writeEnd)) return notRunnable(std::move(*problem), start);
+    }
+    for (const Fd* fd : {&stdoutRead, &stderrRead}) {
+        if (auto problem = setNonBlocking(*fd)) return notRunnable(std::move(*problem), start);
+    }
+    ChildFailure failure;
+    const ChildSetup setup{stdoutWrite.get(), stderrWrite.get(), &identity, request.directory.c_str(),
+                           argv.data(),       envp.data(),       &failure};
+    const std::unique_ptr<char[]> childStack = std::make_unique<char[]>(kChildStackSize);
+
+    // --- start ---
+    // As posix_spawn does: the child borrows our memory and this thread waits until its execve()
+    // (or exit), which saves fork()'s page-table copy and tells us at once how the start went.
+    // With every signal blocked across the clone, no handler of the agent can run in the child
+    // before the child has reset them all.
+    sigset_t all, previous;
+    sigfillset(&all);
+    if (const int rc = pthread_sigmask(SIG_SETMASK, &all, &previous); rc != 0)
+        return notRunnable(errnoText("pthread_sigmask", rc), start);
+    char* const stackTop = childStack.get() + kChildStackSize; // stacks grow down on Linux's ABIs
+    const pid_t pid = clone(runChild, stackTop, CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildSetup*>(&setup));
+    const int cloneError = errno;
+    if (const int rc = pthread_sigmask(SIG_SETMASK, &previous, nullptr); rc != 0) std::abort(); // cannot fail
+    if (pid < 0) return notRunnable(errnoText("clone", cloneError), start);
+    ChildGuard guard(pid);
+
+    stdoutWrite.reset();
+    stderrWrite.reset();
+    if (failure.stage >= 0) {
+        int status = 0;
+        pid_t waited = -1;
+        while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+        }
+        if (waited == pid) guard.released(); // else the guard tries again
+        return notRunnable(describeChildFailure(failure), start);
+    }
+
+    RunResult result;
+    auto fail = [&](std::string reason) {
+        // `guard` kills and reaps the plugin on return.
+        result.status = RunStatus::Error;
+        result.reason = std::move(reason);
+        result.duration = since(start);
+        return result;
+    };
+
+    const Fd pidFd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidFd.valid()) return fail(errnoText("pidfd_open", errno));
+
+    // --- watch ---
+    const Clock::time_point deadline = start + request.timeout;
+    bool exited = false; // the plugin is a zombie (waited for with WNOWAIT: its pid stays ours)
+    bool timedOut = false;
+    bool overCap = false;
+    bool termSent = false;
+    bool killSent = false;
+    Clock::time_point graceEnd, drainEnd;
+    std::string cleanupProblem;
+    char chunk[kReadChunk];
+
+    // The group exists: the child's setsid() came before its execve(). ESRCH: nobody is left.
+    auto signalGroup = [&](int signal) {
+        if (kill(-pid, signal) != 0 && errno != ESRCH && cleanupProblem.empty())
+            cleanupProblem = errnoText("kill(" + describeSignal(signal) + ") of the process group", errno);
+    };
+
+    for (;;) {
+        const Clock::time_point now = Clock::now();
+        const bool pipesOpen = stdoutRead.valid() || stderrRead.valid();
+        // Once the plugin exited, what is left of its group goes too (it may hold the pipes open).
+        if (!termSent && (exited || overCap || now >= deadline)) {
+            timedOut = !exited && !overCap;
+            signalGroup(SIGTERM);
+            termSent = true;
+            graceEnd = now + request.killGrace;
+        }
+        if (termSent && !killSent && (now >= graceEnd || (exited && !pipesOpen))) {
+            signalGroup(SIGKILL);
+            killSent = true;
+            drainEnd = now + kDrainLimit;
+        }
+        if (killSent && exited && (!pipesOpen || now >= drainEnd)) break;
+
+        pollfd fds[3];
+        nfds_t count = 0;
+        int outIndex = -1, errIndex = -1, pidIndex = -1;
+        if (stdoutRead.valid()) {
+            outIndex = static_cast<int>(count);
+            fds[count++] = {stdoutRead.get(), POLLIN, 0};
+        }
+        if (stderrRead.valid()) {
+            errIndex = static_cast<int>(count);
+            fds[count++] = {stderrRead.get(), POLLIN, 0};
+        }
+        if (!exited) {
+            pidIndex = static_cast<int>(count);
+            fds[count++] = {pidFd.get(), POLLIN, 0};
+        }
+        const Clock::time_point wake = !termSent ? deadline : !killSent ? graceEnd : drainEnd;
+        int waitMs = -1; // after SIGKILL and the drain limit: only the plugin's exit is awaited
+        if (wake > now) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
+            waitMs = static_cast<int>(std::min<long long>(left, INT_MAX));
+        } else if (!(killSent && !exited)) {
+            waitMs = 0;
+        }
+        const int ready = poll(fds, count, waitMs);
+        if (ready < 0) {
+            if (errno == EINTR) continue;
+            return fail(errnoText("poll", errno));
+        }
+
+        if (outIndex >= 0 && fds[outIndex].revents != 0) {
+            const ssize_t n = read(stdoutRead.get(), chunk, sizeof chunk);
+            if (n > 0 && !overCap) {
+                // Past the cap the reading goes on (and is thrown away) so a writer is not stuck.
+                result.output.append(chunk, static_cast<std::size_t>(n));
+                if (result.output.size() > request.stdoutCap) {
+                    overCap = true;
+                    result.output.resize(request.stdoutCap);
+                }
+            } else if (n == 0) {
+                stdoutRead.reset();
+            } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+                return fail(errnoText("read of the plugin's stdout", errno));
+            }
+        }
+        if (errIndex >= 0 && fds[errIndex].revents != 0) {
+            const ssize_t n = read(stderrRead.get(), chunk, sizeof chunk);
+            if (n > 0) {
+                result.stderrTail.append(chunk, static_cast<std::size_t>(n));
+                if (result.stderrTail.size() > request.stderrTail + kReadChunk)
+                    result.stderrTail.erase(0, result.stderrTail.size() - request.stderrTail);
+            } else if (n == 0) {
+                stderrRead.reset();
+            } else if (errno != EINTR && errno != EAGAIN) {
+                return fail(errnoText("read of the plugin's stderr", errno));
+            }
+        }
+        if (pidIndex >= 0 && fds[pidIndex].revents != 0) {
+            siginfo_t state{};
+            if (waitid(P_PID, static_cast<id_t>(pid), &state, WEXITED | WNOHANG | WNOWAIT) != 0) {
+                if (errno != EINTR) return fail(errnoText("waitid", errno));
+            } else if (state.si_pid == pid) {
+                exited = true;
+            }
+        }
+    }
+
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return fail(errnoText("waitpid", errno));
+    }
+    guard.released();
+    result.duration = since(start);
+    if (result.stderrTail.size() > request.stderrTail)
+        result.stderrTail.erase(0, result.stderrTail.size() - request.stderrTail);
+    if (WIFEXITED(status)) result.exitCode = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
+
+    if (overCap) {
+        result.status = RunStatus::BadOutput;
+        result.reason = "output exceeds " + std::to_string(request.stdoutCap) + " bytes";
+    } else if (timedOut) {
+        result.status = RunStatus::Timeout;
+        result.reason = "timed out after " + std::to_string(request.timeout.count()) + " ms";
+    } else if (result.exitCode == 0) {
+        result.status = RunStatus::Ok;
+    } else {
+        result.status = RunStatus::Error;
+        result.reason = result.signal != 0 ? "killed by " + describeSignal(result.signal)
+                                           : "exit code " + std::to_string(result.exitCode);
+    }
+    if (!cleanupProblem.empty()) result.reason += (result.reason.empty() ? "" : "; ") + cleanupProblem;
+    return result;
+}
+
+} // namespace agent::exec

@@ -1,0 +1,370 @@
+// source-exec: the plugin manager. Follows the registry's PLUGIN entries of every namespace of
+// the host, keeps each plugin's git checkout under <pluginsdir>/<ns>/<project>, runs each one on
+// its period (as pluginsuser, no shell, bounded in time and output) and publishes its metrics as
+// PLUGIN.<project>.<name> plus the run's result PLUGIN.<project> into the plugin's namespace.
+#include "DisabledPlugins.h"
+#include "GitRepository.h"
+#include "PluginOutput.h"
+#include "PluginRunner.h"
+
+#include <agent/Abi.h>
+#include <agent/Context.h>
+#include <agent/Module.h>
+
+#include <Poco/ClassLibrary.h>
+#include <Poco/File.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/NumberParser.h>
+
+#include <ctime>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+
+namespace {
+
+using agent::exec::RunStatus;
+
+const agent::ConfigSchema kSchema = {
+    {"interval", agent::ConfigType::Integer, "10", "seconds between checks of the registry's plugin list"},
+    {"pluginsdir", agent::ConfigType::String, "/usr/local/agent-plugins", "where plugins are cloned", "agent.pluginsdir"},
+    {"pluginsuser", agent::ConfigType::String, "nobody", "user plugins run as; never root", "agent.pluginsuser"},
+    {"git", agent::ConfigType::String, "", "clone URL template, %s = group/project; \"\" = the registry's address", "agent.git"},
+    {"branch", agent::ConfigType::String, "release", "branch checked out"},
+    {"clone_timeout", agent::ConfigType::Integer, "120", "seconds a clone or fetch may take"},
+    {"max_parallel_clones", agent::ConfigType::Integer, "2", "clones and fetches at a time"},
+    {"clone_splay", agent::ConfigType::Float, "10", "random delay before each clone, seconds (spreads a fleet)"},
+    {"stdout_cap", agent::ConfigType::Integer, "4194304", "bytes of plugin output read; more fails the run as bad_output"},
+    {"kill_grace", agent::ConfigType::Float, "2", "seconds between SIGTERM and SIGKILL of a timed-out plugin"},
+    {"disable_ttl", agent::ConfigType::Integer, "86400", "seconds after which a disabled plugin is enabled again"},
+};
+
+std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+struct Plugin {
+    std::string ns;
+    std::string project;
+    std::string git;        // as the registry lists it
+    std::string parameters;
+    std::int64_t period = 0; // seconds; 0 = on demand only
+    agent::TaskId task = 0;
+    bool checkedOut = false;
+    bool running = false;
+    std::int64_t lastStart = 0;
+    std::int64_t lastDurationMs = 0;
+    int exitCode = -1;
+    std::string result = "never run";
+    std::string lastError;
+    std::uint64_t runs = 0;
+    std::uint64_t metricsPublished = 0;
+    std::uint64_t entriesDropped = 0;
+};
+
+class SourceExec : public agent::Source {
+public:
+    const agent::ConfigSchema& configSchema() const override { return kSchema; }
+
+    void configure(const agent::ModuleConfig& config) override {
+        agent::ConfigErrors errors;
+        interval_ = config.getInt("interval");
+        pluginsDir_ = config.getPath("pluginsdir");
+        user_ = config.getString("pluginsuser");
+        gitTemplate_ = config.getString("git");
+        branch_ = config.getString("branch");
+        cloneTimeout_ = config.getInt("clone_timeout");
+        parallelClones_ = config.getInt("max_parallel_clones");
+        cloneSplay_ = config.getDouble("clone_splay");
+        stdoutCap_ = config.getInt("stdout_cap");
+        killGrace_ = config.getDouble("kill_grace");
+        disableTtl_ = config.getInt("disable_ttl");
+        if (interval_ < 1 || interval_ > 3600) errors.add(config, "interval", "must be between 1 and 3600 seconds");
+        if (pluginsDir_.empty() || pluginsDir_ == "/") errors.add(config, "pluginsdir", "must name a directory other than /");
+        if (user_.empty() || user_ == "root" || user_ == "0") errors.add(config, "pluginsuser", "plugins never run as root");
+        if (branch_.empty()) errors.add(config, "branch", "must not be empty");
+        if (cloneTimeout_ < 1) errors.add(config, "clone_timeout", "must be at least 1 second");
+        if (parallelClones_ < 1 || parallelClones_ > 64) errors.add(config, "max_parallel_clones", "must be between 1 and 64");
+        if (cloneSplay_ < 0) errors.add(config, "clone_splay", "must not be negative");
+        if (stdoutCap_ < 1024) errors.add(config, "stdout_cap", "must be at least 1024 bytes");
+        if (killGrace_ < 0 || killGrace_ > 60) errors.add(config, "kill_grace", "must be between 0 and 60 seconds");
+        if (disableTtl_ < 1) errors.add(config, "disable_ttl", "must be at least 1 second");
+        errors.throwIfAny();
+    }
+
+    Poco::Timespan collectInterval() const override { return 0; } // schedules itself
+
+    void start(agent::Context& context) override {
+        context_ = &context;
+        limiter_ = std::make_unique<agent::exec::GitFetchLimiter>(
+            static_cast<unsigned>(parallelClones_), std::chrono::milliseconds(static_cast<long>(cloneSplay_ * 1000)));
+        repository_ = std::make_unique<agent::exec::GitRepository>(*limiter_);
+        disabled_ = std::make_unique<agent::exec::DisabledPlugins>(context.stateDir() + "/disabled.json",
+                                                                   std::chrono::seconds(disableTtl_));
+        if (std::string error = disabled_->load(); !error.empty()) context.logger().warning(error);
+        syncTask_ = context.scheduler().every("source-exec sync", Poco::Timespan(interval_, 0), 0, [this] { sync(); });
+    }
+
+    void stop() override {
+        if (!context_) return;
+        limiter_->stop(); // clones waiting for a slot give up
+        context_->scheduler().cancel(syncTask_);
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto& [key, plugin] : plugins_) {
+            if (plugin.task != 0) context_->scheduler().cancel(plugin.task);
+        }
+    }
+
+    // `agent once`: every periodic plugin runs once.
+    void collect(agent::Batch& out) override {
+        sync();
+        std::vector<std::string> keys;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (const auto& [key, plugin] : plugins_)
+                if (plugin.period > 0 && plugin.checkedOut) keys.push_back(key);
+        }
+        for (const std::string& key : keys) run(key, out);
+    }
+
+private:
+    // Brings the plugin table in line with the registry: new plugins cloned and scheduled,
+    // changed periods rescheduled, removed plugins unscheduled.
+    void sync() {
+        agent::Registry& registry = context_->registry();
+        const agent::HostIdentity identity = context_->identity();
+        std::map<std::string, Plugin> wanted;
+        for (const std::string& ns : identity.namespaces) {
+            if (!agent::exec::isSafeComponent(ns)) continue;
+            for (const agent::Registry::Entry& entry : registry.entries(ns)) {
+                auto type = entry.find("measurement_type");
+                if (type == entry.end() || type->second != "PLUGIN") continue;
+                Plugin plugin;
+                plugin.ns = ns;
+                plugin.git = entry.count("git") ? entry.at("git") : "";
+                plugin.parameters = entry.count("parameters") ? entry.at("parameters") : "";
+                std::string error;
+                const std::optional<std::string> path = agent::exec::projectPath(plugin.git, error);
+                Poco::Int64 period = 0;
+                const std::string interval = entry.count("interval") ? entry.at("interval") : "0";
+                if (!path || !Poco::NumberParser::tryParse64(interval, period) || period < 0) {
+                    warnOnce(ns + " " + plugin.git, "registry entry " + (entry.count("name") ? entry.at("name") : "?") +
+                                                        " in " + ns + " refused: " +
+                                                        (path ? "interval \"" + interval + "\" is not a number of seconds" : error));
+                    continue;
+                }
+                plugin.project = agent::exec::projectName(*path);
+                plugin.period = period;
+                const std::string key = ns + "/" + plugin.project;
+                if (wanted.count(key) != 0) {
+                    warnOnce("conflict " + key + " " + plugin.git,
+                             "two plugins named " + plugin.project + " in " + ns + ": kept " + wanted[key].git +
+                                 ", ignored " + plugin.git);
+                    continue;
+                }
+                wanted.emplace(key, std::move(plugin));
+            }
+        }
+
+        std::vector<std::string> toClone;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (auto it = plugins_.begin(); it != plugins_.end();) {
+                if (wanted.count(it->first) != 0) {
+                    ++it;
+                    continue;
+                }
+                if (it->second.task != 0) context_->scheduler().cancel(it->second.task);
+                context_->logger().information("plugin %s left the registry; no longer run", it->first);
+                it = plugins_.erase(it);
+            }
+            for (auto& [key, fresh] : wanted) {
+                auto [it, added] = plugins_.emplace(key, fresh);
+                Plugin& plugin = it->second;
+                if (!added && (plugin.period != fresh.period || plugin.parameters != fresh.parameters || plugin.git != fresh.git)) {
+                    if (plugin.task != 0) context_->scheduler().cancel(plugin.task);
+                    plugin.task = 0;
+                    plugin.period = fresh.period;
+                    plugin.parameters = fresh.parameters;
+                    plugin.git = fresh.git;
+                }
+                if (!plugin.checkedOut) toClone.push_back(key);
+                else if (plugin.task == 0) schedule(key, plugin);
+            }
+        }
+        for (const std::string& key : toClone) checkout(key);
+        publishHealth();
+    }
+
+    // Clones a plugin that has no checkout yet (a cached checkout is used as it is).
+    void checkout(const std::string& key) {
+        std::string git;
+        std::string ns;
+        std::string project;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = plugins_.find(key);
+            if (it == plugins_.end()) return;
+            git = it->second.git;
+            ns = it->second.ns;
+            project = it->second.project;
+        }
+        const std::string target = pluginsDir_ + "/" + ns + "/" + project;
+        const agent::exec::GitResult result = repository_->ensure(agent::exec::cloneUrl(gitTemplate_, git), branch_,
+                                                                  target, std::chrono::seconds(cloneTimeout_));
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = plugins_.find(key);
+        if (it == plugins_.end()) return;
+        Plugin& plugin = it->second;
+        if (!result.ok) {
+            if (plugin.lastError != result.error)
+                context_->logger().error("plugin %s: checkout failed: %s", key, result.error);
+            plugin.lastError = result.error;
+            plugin.result = "checkout_failed";
+            return; // tried again at the next sync
+        }
+        if (result.changed) context_->logger().information("plugin %s checked out at %s", key, result.commit);
+        plugin.checkedOut = true;
+        plugin.lastError.clear();
+        schedule(key, plugin);
+    }
+
+    // Needs mutex_. A stable offset per plugin spreads plugins of one period over it.
+    void schedule(const std::string& key, Plugin& plugin) {
+        if (plugin.period <= 0 || plugin.task != 0) return;
+        const auto periodMs = static_cast<std::uint64_t>(plugin.period) * 1000;
+        const std::uint64_t offsetMs = std::hash<std::string>{}(key) % periodMs;
+        plugin.task = context_->scheduler().every(
+            "plugin " + key, Poco::Timespan(plugin.period, 0),
+            Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(offsetMs) * 1000), [this, key] {
+                agent::Batch batch;
+                run(key, batch);
+                if (!batch.empty()) context_->bus().publish(std::move(batch));
+            });
+    }
+
+    // One scheduled run: timeout = period - 0.5 s.
+    void run(const std::string& key, agent::Batch& out) {
+        agent::exec::RunRequest request;
+        std::string ns;
+        std::string project;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = plugins_.find(key);
+            if (it == plugins_.end() || it->second.running) return;
+            Plugin& plugin = it->second;
+            if (disabled_->isDisabled(plugin.ns, plugin.project, now())) return;
+            plugin.running = true;
+            plugin.lastStart = now();
+            ns = plugin.ns;
+            project = plugin.project;
+            request.directory = pluginsDir_ + "/" + ns + "/" + project;
+            request.args = agent::exec::splitParameters(plugin.parameters);
+            request.timeout = std::chrono::milliseconds(std::max<std::int64_t>(500, plugin.period * 1000 - 500));
+        }
+        request.user = user_;
+        request.environment = {{"AGENT_NS", ns}, {"AGENT_PLUGIN", project}};
+        request.killGrace = std::chrono::milliseconds(static_cast<long>(killGrace_ * 1000));
+        request.stdoutCap = static_cast<std::size_t>(stdoutCap_);
+
+        const agent::exec::RunResult result = runner_.run(request);
+        RunStatus status = result.status;
+        agent::exec::ParsedOutput parsed;
+        std::string problem = result.reason;
+        if (status == RunStatus::Ok) {
+            parsed = agent::exec::parsePluginOutput(result.output, ns, project);
+            if (!parsed.valid) {
+                status = RunStatus::BadOutput;
+                problem = parsed.error;
+            }
+        }
+        const std::int64_t timestamp = now();
+        std::size_t published = parsed.metrics.size();
+        for (agent::Metric& metric : parsed.metrics) out.push_back(std::move(metric));
+        out.push_back(agent::exec::resultMetric(ns, project, status, timestamp));
+
+        if (status != RunStatus::Ok || parsed.dropped > 0) {
+            context_->logger().warning("plugin %s: %s%s%s%s", key, std::string(agent::exec::statusTag(status)),
+                                       problem.empty() ? std::string() : ": " + problem,
+                                       parsed.dropped > 0 ? "; dropped " + std::to_string(parsed.dropped) + " entries (" +
+                                                                parsed.firstProblem + ")"
+                                                          : std::string(),
+                                       result.stderrTail.empty() ? std::string() : "; stderr: " + result.stderrTail);
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = plugins_.find(key);
+        if (it == plugins_.end()) return;
+        Plugin& plugin = it->second;
+        plugin.running = false;
+        ++plugin.runs;
+        plugin.lastDurationMs = result.duration.count();
+        plugin.exitCode = result.exitCode;
+        plugin.result = agent::exec::statusTag(status);
+        plugin.lastError = status == RunStatus::Ok ? std::string() : problem;
+        plugin.metricsPublished += published;
+        plugin.entriesDropped += parsed.dropped;
+    }
+
+    void warnOnce(const std::string& key, const std::string& message) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (warned_.insert(key).second) context_->logger().warning(message);
+    }
+
+    void publishHealth() {
+        Poco::JSON::Object::Ptr health = new Poco::JSON::Object;
+        Poco::JSON::Object::Ptr plugins = new Poco::JSON::Object;
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& [key, plugin] : plugins_) {
+            Poco::JSON::Object::Ptr entry = new Poco::JSON::Object;
+            entry->set("ns", plugin.ns);
+            entry->set("repo", plugin.git);
+            entry->set("project", plugin.project);
+            entry->set("period", plugin.period);
+            entry->set("enabled", !disabled_->isDisabled(plugin.ns, plugin.project, now()));
+            entry->set("running", plugin.running);
+            entry->set("last_start", plugin.lastStart);
+            entry->set("duration_ms", plugin.lastDurationMs);
+            entry->set("exit_status", plugin.exitCode);
+            entry->set("result", plugin.result);
+            entry->set("runs", static_cast<Poco::UInt64>(plugin.runs));
+            entry->set("metrics_published", static_cast<Poco::UInt64>(plugin.metricsPublished));
+            entry->set("entries_dropped", static_cast<Poco::UInt64>(plugin.entriesDropped));
+            if (!plugin.lastError.empty()) entry->set("last_error", plugin.lastError);
+            plugins->set(key, entry);
+        }
+        health->set("plugins", plugins);
+        context_->setHealth(health);
+    }
+
+    std::int64_t interval_ = 10;
+    std::string pluginsDir_;
+    std::string user_;
+    std::string gitTemplate_;
+    std::string branch_;
+    std::int64_t cloneTimeout_ = 120;
+    std::int64_t parallelClones_ = 2;
+    double cloneSplay_ = 10;
+    std::int64_t stdoutCap_ = 4 << 20;
+    double killGrace_ = 2;
+    std::int64_t disableTtl_ = 86400;
+
+    agent::Context* context_ = nullptr;
+    agent::exec::PluginRunner runner_;
+    std::unique_ptr<agent::exec::GitFetchLimiter> limiter_;
+    std::unique_ptr<agent::exec::GitRepository> repository_;
+    std::unique_ptr<agent::exec::DisabledPlugins> disabled_;
+    agent::TaskId syncTask_ = 0;
+
+    std::mutex mutex_; // guards plugins_ and warned_
+    std::map<std::string, Plugin> plugins_; // by "<ns>/<project>"
+    std::set<std::string> warned_;
+};
+
+} // namespace
+
+POCO_BEGIN_MANIFEST(agent::Module)
+    POCO_EXPORT_INTERFACE(SourceExec, "source-exec")
+POCO_END_MANIFEST
+
+AGENT_MODULE_ABI()

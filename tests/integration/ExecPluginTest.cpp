@@ -1,0 +1,109 @@
+// The real agent with source-exec: a registry fixture lists a git plugin, the agent clones it
+// (file:// through the [agent] git template), runs it as nobody on its period and delivers
+// PLUGIN.<project>.* and the result metric PLUGIN.<project> through sink-file.
+#include "GitServer.h"
+#include "RegistryFixture.h"
+#include "TestSupport.h"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+using namespace agent::test;
+
+namespace {
+
+const std::string kAgent = AGENT_BINARY;
+
+RegistryFixture::Entry pluginEntry(const std::string& project, const std::string& interval) {
+    return {{"measurement_type", "PLUGIN"},
+            {"name", "PLUGIN." + project},
+            {"git", "git@git.example.com:ops/" + project + ".git"},
+            {"interval", interval}};
+}
+
+std::string config(const TempDir& dir, const RegistryFixture& registry, const GitServer& git) {
+    // barePath("ops/x") is <root>/ops/x.git: the template maps group/project to the bare repos.
+    const std::string bare = git.barePath("ops/x");
+    const std::string root = bare.substr(0, bare.size() - std::string("ops/x.git").size());
+    return writeAgentConfig(dir, AGENT_MODULE_DIR, "[\"source-exec\", \"sink-file\"]",
+                            "[source-exec]\ninterval = 1\nclone_splay = 0\nkill_grace = 0.2\n"
+                            "[sink-file]\npath = \"" + dir / "metrics.lp" + "\"\n",
+                            "registryaddr = \"" + registry.url() + "\"\n"
+                            "pluginsuser = \"nobody\"\n"
+                            "git = \"file://" + root + "%s.git\"\n");
+}
+
+} // namespace
+
+TEST(ExecPlugin, RegistryListedGitPluginRunsAsNobodyAndItsMetricsReachTheSink) {
+    TempDir dir;
+    GitServer git;
+    git.createRepo("ops/disk", "#!/bin/sh\n"
+                               "echo \"[{\\\"name\\\": \\\"used\\\", \\\"value\\\": 42, \\\"tags\\\": {\\\"mount\\\": \\\"/data\\\"}},"
+                               " {\\\"name\\\": \\\"uid\\\", \\\"value\\\": $(id -u)},"
+                               " {\\\"name\\\": \\\"bad name\\\", \\\"value\\\": 1}]\"\n");
+    git.createRepo("ops/broken", "#!/bin/sh\necho oops >&2\nexit 3\n");
+    RegistryFixture registry;
+    registry.setNamespace("ops", "1", {pluginEntry("disk", "1"), pluginEntry("broken", "1")});
+
+    BackgroundProcess agent({kAgent, "run", "-f", config(dir, registry, git)}, dir.path());
+    const std::string file = dir / "metrics.lp";
+    // Each plugin runs at its own offset in its period: wait for both results.
+    ASSERT_TRUE(eventually([&] { return contains(readFile(file), "PLUGIN.broken,") && contains(readFile(file), "PLUGIN.disk,"); },
+                           std::chrono::seconds(40)))
+        << readFile(dir / "log/agent.log") << agent.err();
+    const std::string lines = readFile(file);
+    EXPECT_TRUE(contains(lines, "PLUGIN.disk.used,ns=ops,host=test-host,mount=/data value=42i ")) << lines;
+    EXPECT_TRUE(contains(lines, "PLUGIN.disk.uid,ns=ops,host=test-host value=65534i ")) << lines; // nobody
+    EXPECT_TRUE(contains(lines, "PLUGIN.disk,ns=ops,host=test-host,status=ok value=0i ")) << lines;
+    EXPECT_TRUE(contains(lines, "PLUGIN.broken,ns=ops,host=test-host,status=error value=1i ")) << lines;
+    EXPECT_FALSE(contains(lines, "bad name")) << lines;
+    const std::string log = readFile(dir / "log/agent.log");
+    EXPECT_TRUE(contains(log, "plugin ops/broken: error")) << log;
+    EXPECT_TRUE(contains(log, "stderr: oops")) << log;
+    EXPECT_TRUE(contains(log, "dropped 1 entries")) << log;
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
+}
+
+TEST(ExecPlugin, RegistryEntriesThatWouldEscapePluginsdirAreRefused) {
+    TempDir dir;
+    GitServer git;
+    git.createRepo("ops/fine");
+    RegistryFixture registry;
+    registry.setNamespace("ops", "1", {{{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.x"}, {"git", "git@h:../../etc.git"}, {"interval", "1"}},
+                                       {{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.y"}, {"git", "/abs/path"}, {"interval", "1"}},
+                                       pluginEntry("fine", "1")});
+    BackgroundProcess agent({kAgent, "run", "-f", config(dir, registry, git)}, dir.path());
+    ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "metrics.lp"), "PLUGIN.fine,"); }, std::chrono::seconds(40)))
+        << readFile(dir / "log/agent.log");
+    const std::string log = readFile(dir / "log/agent.log");
+    EXPECT_TRUE(contains(log, "git@h:../../etc.git")) << log;
+    EXPECT_TRUE(contains(log, "refused")) << log;
+    EXPECT_FALSE(fileExists(dir / "etc"));
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
+}
+
+TEST(ExecPlugin, ChangedPeriodReschedulesAndARemovedPluginStops) {
+    TempDir dir;
+    GitServer git;
+    git.createRepo("ops/tick", "#!/bin/sh\necho '[{\"name\": \"run\", \"value\": 1}]'\n");
+    RegistryFixture registry;
+    registry.setNamespace("ops", "1", {pluginEntry("tick", "3600")}); // due in up to an hour
+    const std::string path = config(dir, registry, git);
+    BackgroundProcess agent({kAgent, "run", "-f", path, "-Dagent.registry_interval=1"}, dir.path());
+    ASSERT_TRUE(eventually([&] { return fileExists(dir / "plugins/ops/tick/plugin"); }, std::chrono::seconds(30)))
+        << readFile(dir / "log/agent.log");
+    registry.setNamespace("ops", "1", {pluginEntry("tick", "1")}); // the next poll brings period 1
+    ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "metrics.lp"), "PLUGIN.tick.run,"); }, std::chrono::seconds(60)))
+        << readFile(dir / "log/agent.log");
+    registry.removeNamespace("ops");
+    registry.setNamespace("other", "2", {});
+    ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "log/agent.log"), "plugin ops/tick left the registry"); },
+                           std::chrono::seconds(60)))
+        << readFile(dir / "log/agent.log");
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
+}

@@ -1,0 +1,325 @@
+// Specification of the plugin manager's git part: which registry addresses give a safe
+// <ns>/<project>, clones and updates against real repositories (file:// and `git daemon`), the
+// atomic switch a running plugin does not notice, real errors (missing branch, refused
+// connection, a server that never answers, a bad URL) and the bound on concurrent fetches.
+#include "GitRepository.h"
+#include "GitServer.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using agent::exec::GitFetchLimiter;
+using agent::exec::GitRepository;
+using agent::exec::GitResult;
+using agent::test::contains;
+using agent::test::GitServer;
+using agent::test::readFile;
+using agent::test::TempDir;
+
+namespace {
+
+std::vector<std::string> entries(const std::string& dir) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec))
+        names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+bool isExecutable(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IXUSR);
+}
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+class GitRepositoryTest : public ::testing::Test {
+protected:
+    GitFetchLimiter limiter_{2, 0ms};
+    GitRepository git_{limiter_};
+    GitServer server_;
+    TempDir plugins_;
+    std::string target_ = plugins_ / "ns1/demo";
+};
+
+} // namespace
+
+TEST_F(GitRepositoryTest, CloneFromFileUrlChecksOutTheReleaseBranchAndPluginIsExecutable) {
+    const std::string commit = server_.createRepo("group/demo", "#!/bin/sh\necho release\n");
+    const GitResult result = git_.ensure(server_.fileUrl("group/demo"), "", target_, 10s);
+    ASSERT_TRUE(result.ok) << result.error;
+    EXPECT_TRUE(result.changed);
+    EXPECT_EQ(result.commit, commit);
+    EXPECT_TRUE(isExecutable(target_ + "/plugin"));
+    EXPECT_EQ(readFile(target_ + "/plugin"), "#!/bin/sh\necho release\n");
+    // <project> is a symlink to the versioned sibling .<project>.<commit12>
+    EXPECT_TRUE(fs::is_symlink(target_));
+    EXPECT_EQ(fs::read_symlink(target_).string(), ".demo." + commit.substr(0, 12));
+    EXPECT_EQ(GitRepository::checkedOutCommit(target_), commit);
+}
+
+TEST_F(GitRepositoryTest, CloneThroughGitDaemonWorks) {
+    const std::string commit = server_.createRepo("group/demo");
+    server_.startDaemon();
+    const GitResult result = git_.ensure(server_.daemonUrl("group/demo"), "release", target_, 10s);
+    ASSERT_TRUE(result.ok) << result.error;
+    EXPECT_EQ(result.commit, commit);
+    EXPECT_TRUE(isExecutable(target_ + "/plugin"));
+}
+
+TEST_F(GitRepositoryTest, EnsureOnAnExistingCheckoutDoesNotFetch) {
+    const std::string first = server_.createRepo("group/demo");
+    ASSERT_TRUE(git_.ensure(server_.fileUrl("group/demo"), "", target_, 10s).ok);
+    server_.commit("group/demo", "plugin", "#!/bin/sh\necho changed\n");
+    const GitResult again = git_.ensure(server_.fileUrl("group/demo"), "", target_, 10s);
+    ASSERT_TRUE(again.ok) << again.error;
+    EXPECT_FALSE(again.changed);
+    EXPECT_EQ(again.commit, first);
+    EXPECT_EQ(GitRepository::checkedOutCommit(target_), first);
+    // Not even a connection is tried: an unreachable address changes nothing.
+    const GitResult offline = git_.ensure(
+        "git://127.0.0.1:" + std::to_string(agent::test::closedLoopbackPort()) + "/x/y.git", "", target_, 2s);
+    EXPECT_TRUE(offline.ok) << offline.error;
+}
+
+TEST_F(GitRepositoryTest, UpdateSwitchesAtomicallyAndTheOldDirectoryStaysReadableForARunningPlugin) {
+    server_.createRepo("group/demo", "#!/bin/sh\necho old\n");
+    server_.startDaemon();
+    const std::string url = server_.daemonUrl("group/demo");
+    ASSERT_TRUE(git_.ensure(url, "", target_, 10s).ok);
+    const std::string oldDir = fs::canonical(target_).string();
+
+    // A "running plugin": a process whose cwd is the checkout, and a file open in it.
+    TempDir logs;
+    agent::test::BackgroundProcess plugin({"/bin/sleep", "30"}, logs.path(), target_);
+    std::ifstream open(target_ + "/plugin");
+    ASSERT_TRUE(open.good());
+
+    const std::string next = server_.commit("group/demo", "plugin", "#!/bin/sh\necho new\n");
+    const GitResult result = git_.update(url, "", target_, 10s);
+    ASSERT_TRUE(result.ok) << result.error;
+    EXPECT_TRUE(result.changed);
+    EXPECT_EQ(result.commit, next);
+    EXPECT_EQ(readFile(target_ + "/plugin"), "#!/bin/sh\necho new\n");
+    EXPECT_TRUE(isExecutable(target_ + "/plugin"));
+    EXPECT_NE(fs::canonical(target_).string(), oldDir);
+
+    std::string oldText((std::istreambuf_iterator<char>(open)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(oldText, "#!/bin/sh\necho old\n");
+    const std::string cwd = "/proc/" + std::to_string(plugin.pid()) + "/cwd";
+    EXPECT_EQ(fs::read_symlink(cwd).string(), oldDir);
+    EXPECT_EQ(readFile(cwd + "/plugin"), "#!/bin/sh\necho old\n");
+
+    // The new checkout fetches from the real server on the next update.
+    const std::string third = server_.commit("group/demo", "plugin", "#!/bin/sh\necho third\n");
+    const GitResult again = git_.update(url, "", target_, 10s);
+    ASSERT_TRUE(again.ok) << again.error;
+    EXPECT_EQ(again.commit, third);
+    // Kept: the current version and the one it replaced (which may be running); older ones go.
+    const std::vector<std::string> left = entries(plugins_ / "ns1");
+    EXPECT_EQ(left.size(), 3u) << ::testing::PrintToString(left);
+    EXPECT_FALSE(fs::exists(oldDir));
+}
+
+TEST_F(GitRepositoryTest, UpdateWithNoChangeReportsUnchanged) {
+    const std::string commit = server_.createRepo("group/demo");
+    ASSERT_TRUE(git_.ensure(server_.fileUrl("group/demo"), "", target_, 10s).ok);
+    const std::string dir = fs::canonical(target_).string();
+    const GitResult result = git_.update(server_.fileUrl("group/demo"), "", target_, 10s);
+    ASSERT_TRUE(result.ok) << result.error;
+    EXPECT_FALSE(result.changed);
+    EXPECT_EQ(result.commit, commit);
+    EXPECT_EQ(fs::canonical(target_).string(), dir);
+}
+
+TEST_F(GitRepositoryTest, UpdateWithoutACheckoutClones) {
+    const std::string commit = server_.createRepo("group/demo");
+    const GitResult result = git_.update(server_.fileUrl("group/demo"), "", target_, 10s);
+    ASSERT_TRUE(result.ok) << result.error;
+    EXPECT_TRUE(result.changed);
+    EXPECT_EQ(result.commit, commit);
+}
+
+TEST_F(GitRepositoryTest, UpdateOfALegacyRealDirectoryMovesItAsideAndKeepsItForARunningPlugin) {
+    server_.createRepo("group/demo", "#!/bin/sh\necho old\n");
+    const agent::test::CommandResult cloned = agent::test::runCommand(
+        {"/usr/bin/git", "clone", "--quiet", "-b", "release", server_.fileUrl("group/demo"), target_});
+    ASSERT_EQ(cloned.exitCode, 0) << cloned.err;
+    const std::string next = server_.commit("group/demo", "plugin", "#!/bin/sh\necho new\n");
+    const GitResult result = git_.update(server_.fileUrl("group/demo"), "", target_, 10s);
+    ASSERT_TRUE(result.ok) << result.error;
+    EXPECT_EQ(result.commit, next);
+    EXPECT_TRUE(fs::is_symlink(target_));
+    EXPECT_EQ(readFile(target_ + "/plugin"), "#!/bin/sh\necho new\n");
+    bool legacyKept = false;
+    for (const std::string& name : entries(plugins_ / "ns1"))
+        if (name.starts_with(".demo.old-"))
+            legacyKept = readFile(plugins_ / ("ns1/" + name + "/plugin")) == "#!/bin/sh\necho old\n";
+    EXPECT_TRUE(legacyKept) << ::testing::PrintToString(entries(plugins_ / "ns1"));
+}
+
+TEST_F(GitRepositoryTest, MissingReleaseBranchIsAClearErrorAndLeavesNothingInPluginsdir) {
+    server_.createRepo("group/demo", "#!/bin/sh\n", "master");
+    const GitResult result = git_.ensure(server_.fileUrl("group/demo"), "release", target_, 10s);
+    EXPECT_FALSE(result.ok);
+    EXPECT_TRUE(contains(result.error, "branch release not found")) << result.error;
+    EXPECT_TRUE(entries(plugins_ / "ns1").empty()) << ::testing::PrintToString(entries(plugins_ / "ns1"));
+
+    server_.startDaemon();
+    const GitResult overDaemon = git_.ensure(server_.daemonUrl("group/demo"), "release", target_, 10s);
+    EXPECT_FALSE(overDaemon.ok);
+    EXPECT_TRUE(contains(overDaemon.error, "branch release not found")) << overDaemon.error;
+    EXPECT_TRUE(entries(plugins_ / "ns1").empty());
+}
+
+TEST_F(GitRepositoryTest, UpdateOfABranchDeletedOnTheServerIsAnErrorAndKeepsTheCheckout) {
+    const std::string commit = server_.createRepo("group/demo");
+    ASSERT_TRUE(git_.ensure(server_.fileUrl("group/demo"), "", target_, 10s).ok);
+    const GitResult result = git_.update(server_.fileUrl("group/demo"), "stable", target_, 10s);
+    EXPECT_FALSE(result.ok);
+    EXPECT_TRUE(contains(result.error, "branch stable not found")) << result.error;
+    EXPECT_EQ(GitRepository::checkedOutCommit(target_), commit);
+}
+
+TEST_F(GitRepositoryTest, UnreachableServerIsAnErrorWithinTheTimeout) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string url = "git://127.0.0.1:" + std::to_string(agent::test::closedLoopbackPort()) + "/group/demo.git";
+    const GitResult result = git_.ensure(url, "", target_, 3s);
+    EXPECT_FALSE(result.ok);
+    EXPECT_TRUE(contains(result.error, "refused")) << result.error;
+    EXPECT_LT(secondsSince(start), 3.0);
+    EXPECT_FALSE(fs::exists(fs::symlink_status(target_)));
+}
+
+TEST_F(GitRepositoryTest, ServerThatAcceptsButNeverAnswersTimesOutWithinTimeoutPlusTwoSeconds) {
+    agent::test::SilentServer silent;
+    const std::string url = "git://127.0.0.1:" + std::to_string(silent.port()) + "/group/demo.git";
+    auto start = std::chrono::steady_clock::now();
+    const GitResult cloned = git_.ensure(url, "", target_, 2s);
+    EXPECT_FALSE(cloned.ok);
+    EXPECT_TRUE(contains(cloned.error, "timed out")) << cloned.error;
+    EXPECT_LT(secondsSince(start), 4.0);
+    EXPECT_GE(secondsSince(start), 1.9);
+    EXPECT_TRUE(entries(plugins_ / "ns1").empty());
+
+    // The same for the fetch of an update, over http:// too.
+    const std::string commit = server_.createRepo("group/demo");
+    ASSERT_TRUE(git_.ensure(server_.fileUrl("group/demo"), "", target_, 10s).ok);
+    for (const std::string scheme : {"git", "http"}) {
+        start = std::chrono::steady_clock::now();
+        const std::string hung = scheme + "://127.0.0.1:" + std::to_string(silent.port()) + "/group/demo.git";
+        const GitResult updated = git_.update(hung, "", target_, 2s);
+        EXPECT_FALSE(updated.ok) << scheme;
+        EXPECT_TRUE(contains(updated.error, "timed out")) << updated.error;
+        EXPECT_LT(secondsSince(start), 4.0) << scheme;
+        EXPECT_EQ(GitRepository::checkedOutCommit(target_), commit);
+    }
+}
+
+TEST_F(GitRepositoryTest, BadUrlIsAnError) {
+    for (const std::string url : {"ftp://example.com/group/demo.git", "/nonexistent/group/demo.git", "git://",
+                                  "file:///nonexistent/group/demo.git"}) {
+        const GitResult result = git_.ensure(url, "", target_, 3s);
+        EXPECT_FALSE(result.ok) << url;
+        EXPECT_FALSE(result.error.empty()) << url;
+        EXPECT_FALSE(fs::exists(fs::symlink_status(target_))) << url;
+    }
+}
+
+TEST_F(GitRepositoryTest, AtMostNClonesOrFetchesRunAtOnce) {
+    // Five clones against a server that never answers, two slots, 1 s timeout: they run in
+    // three waves of at most two.
+    agent::test::SilentServer silent;
+    const std::string url = "git://127.0.0.1:" + std::to_string(silent.port()) + "/group/demo.git";
+    std::vector<std::thread> threads;
+    std::vector<GitResult> results(5);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 5; ++i)
+        threads.emplace_back(
+            [&, i] { results[i] = git_.ensure(url, "", plugins_ / ("ns1/p" + std::to_string(i)), 1s); });
+    for (std::thread& t : threads)
+        t.join();
+    for (const GitResult& r : results)
+        EXPECT_FALSE(r.ok);
+    EXPECT_EQ(limiter_.peakActive(), 2u);
+    EXPECT_EQ(limiter_.active(), 0u);
+    EXPECT_GE(secondsSince(start), 2.8);
+}
+
+TEST(GitFetchLimiterTest, SplayDelaysEachStartByAtMostTheSplay) {
+    GitFetchLimiter limiter(1, 300ms);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 5; ++i)
+        ASSERT_TRUE(limiter.acquire().has_value());
+    EXPECT_LE(secondsSince(start), 1.6);
+}
+
+TEST(GitFetchLimiterTest, StopWakesWaitersWithNoSlot) {
+    GitFetchLimiter limiter(1, 0ms);
+    std::optional<GitFetchLimiter::Slot> held = limiter.acquire();
+    ASSERT_TRUE(held);
+    bool gotSlot = true;
+    std::thread waiter([&] { gotSlot = limiter.acquire().has_value(); });
+    std::this_thread::sleep_for(100ms);
+    limiter.stop();
+    waiter.join();
+    EXPECT_FALSE(gotSlot);
+}
+
+TEST(GitNamesTest, UnsafeNamesFromRegistryAddressesAreRefused) {
+    using agent::exec::isSafeComponent;
+    using agent::exec::projectPath;
+    EXPECT_TRUE(isSafeComponent("my-plugin_1.2"));
+    for (const std::string& bad :
+         {std::string(""), std::string("."), std::string(".."), std::string("a/b"), std::string("a b"),
+          std::string("a\0b", 3), std::string(129, 'a'), std::string(".hidden")})
+        EXPECT_FALSE(isSafeComponent(bad)) << bad;
+    EXPECT_TRUE(isSafeComponent(std::string(128, 'a')));
+
+    for (const std::string& address :
+         {std::string("git@git.example.com:group/../etc.git"), std::string("git@git.example.com:group/..git"),
+          std::string("https://git.example.com/group/..git"), std::string("https://git.example.com/../project.git"),
+          std::string("https://git.example.com/group/./project.git"), std::string("/etc/group/project.git"),
+          std::string("https://git.example.com/project.git"), std::string("git@git.example.com:group//project.git"),
+          std::string("git@git.example.com:group/my project.git"), std::string("https://git.example.com/gr oup/p.git"),
+          std::string("git@git.example.com:group/pro\0ject.git", 38), std::string("git@git.example.com:"),
+          std::string("ftp://git.example.com/group/project.git"), std::string("https:///group/project.git"),
+          std::string("git@git.example.com:group/.project.git"), std::string("")}) {
+        std::string error;
+        EXPECT_FALSE(projectPath(address, error).has_value()) << address;
+        EXPECT_FALSE(error.empty()) << address;
+    }
+}
+
+TEST(GitNamesTest, ProjectPathAndCloneUrlFollowTheRegistryAddress) {
+    using agent::exec::cloneUrl;
+    using agent::exec::projectName;
+    using agent::exec::projectPath;
+    std::string error;
+    EXPECT_EQ(projectPath("git@git.example.com:group/project.git", error), "group/project");
+    EXPECT_EQ(projectPath("https://git.example.com/group/project.git", error), "group/project");
+    EXPECT_EQ(projectPath("https://git.example.com/group/project", error), "group/project");
+    EXPECT_EQ(projectPath("ssh://git@git.example.com:2222/group/project.git", error), "group/project");
+    EXPECT_EQ(projectPath("git://127.0.0.1:9418/group/project.git/", error), "group/project");
+    EXPECT_EQ(projectPath("file:///srv/git/group/project.git", error), "group/project");
+    EXPECT_EQ(projectPath("https://gitlab.example.com/top/sub/project.git", error), "top/sub/project");
+    EXPECT_EQ(projectName("top/sub/project"), "project");
+
+    EXPECT_EQ(cloneUrl("https://git.example.com/%s.git", "git@git.example.com:group/project.git"),
+              "https://git.example.com/group/project.git");
+    EXPECT_EQ(cloneUrl("", "git@git.example.com:group/project.git"), "git@git.example.com:group/project.git");
+    EXPECT_EQ(cloneUrl("https://git.example.com/%s.git", "git@git.example.com:group/../x.git"), "");
+}
