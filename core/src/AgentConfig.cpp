@@ -280,7 +280,10 @@ void AgentConfig::readSettings(const std::string& defaultModuleDir) {
             if (std::find(s.modules.begin(), s.modules.end(), name) == s.modules.end()) s.modules.push_back(name);
         };
         add("source-netif");
-        if (!s.registryAddr.empty()) add("source-exec");
+        if (!s.registryAddr.empty()) {
+            add("source-exec");  // PLUGIN entries
+            add("source-probe"); // PORT and PROC entries
+        }
         for (const std::string& name : s.outputNames) {
             const std::string lower = Poco::toLower(name);
             if (lower == "nsq") add("sink-nsq");

@@ -79,7 +79,8 @@ names = ["influx", "file"]
 [reporter-argus]
 )");
     EXPECT_EQ(config.settings().modules,
-              (std::vector<std::string>{"source-netif", "source-exec", "sink-influx", "sink-file", "reporter-argus"}));
+              (std::vector<std::string>{"source-netif", "source-exec", "source-probe", "sink-influx", "sink-file",
+                                        "reporter-argus"}));
 }
 
 TEST(AgentConfig, ApiSectionMakesTheApiModuleRequired) {
