@@ -1,5 +1,6 @@
 // The real agent with source-probe: the registry lists a PORT entry for a listening port and one
-// for a closed port, and a PROC entry for the agent's own binary; the sink gets all three.
+// for a closed port, and a PROC entry for a process that runs a binary of its own; the sink gets
+// all three.
 #include "GitServer.h"
 #include "RegistryFixture.h"
 #include "TestSupport.h"
@@ -8,9 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include <climits>
 #include <csignal>
-#include <cstdlib>
 
 using namespace agent::test;
 
@@ -19,13 +18,15 @@ TEST(Probe, PortAndProcEntriesOfTheRegistryBecomeMetrics) {
     Poco::Net::ServerSocket listening(Poco::Net::SocketAddress("127.0.0.1", 0));
     const std::string open = std::to_string(listening.address().port());
     const std::string closed = std::to_string(closedLoopbackPort());
-    char agentPath[PATH_MAX];
-    ASSERT_NE(realpath(AGENT_BINARY, agentPath), nullptr);
+    // A copy of sleep at a path of this test's own: exactly one process runs it.
+    const std::string sleeper = dir / "probe-sleeper";
+    ASSERT_EQ(runCommand({"/bin/cp", "/bin/sleep", sleeper}).exitCode, 0);
+    BackgroundProcess sleeping({sleeper, "60"}, dir.path());
     RegistryFixture registry;
     registry.setNamespace("ops", "1",
                           {{{"measurement_type", "PORT"}, {"name", "web"}, {"port", open}, {"interval", "1"}},
                            {{"measurement_type", "PORT"}, {"name", "gone"}, {"port", closed}, {"connect_timeout", "1"}},
-                           {{"measurement_type", "PROC"}, {"name", "agent"}, {"bin_path", agentPath}},
+                           {{"measurement_type", "PROC"}, {"name", "sleeper"}, {"bin_path", sleeper}},
                            {{"measurement_type", "PROC"}, {"name", "bad name"}, {"bin_path", "/x"}}});
     const std::string config = writeAgentConfig(dir, AGENT_MODULE_DIR, "[\"source-probe\", \"sink-file\"]",
                                                 "[source-probe]\ninterval = 1\n"
@@ -33,13 +34,14 @@ TEST(Probe, PortAndProcEntriesOfTheRegistryBecomeMetrics) {
                                                 "registryaddr = \"" + registry.url() + "\"\n");
     BackgroundProcess agent({AGENT_BINARY, "run", "-f", config}, dir.path());
     const std::string file = dir / "metrics.lp";
-    ASSERT_TRUE(eventually([&] { return contains(readFile(file), "PROC.agent.cpu.percent,"); }, std::chrono::seconds(30)))
+    ASSERT_TRUE(eventually([&] { return contains(readFile(file), "PROC.sleeper.cpu.percent,"); }, std::chrono::seconds(30)))
         << readFile(dir / "log/agent.log") << readFile(file);
     const std::string lines = readFile(file);
     EXPECT_TRUE(contains(lines, "PORT.web." + open + ",ns=ops,host=test-host value=1i ")) << lines;
     EXPECT_TRUE(contains(lines, "PORT.gone." + closed + ",ns=ops,host=test-host value=0i ")) << lines;
-    EXPECT_TRUE(contains(lines, "PROC.agent.count,ns=ops,host=test-host value=1i ")) << lines;
-    EXPECT_TRUE(contains(lines, "PROC.agent.mem.rss,")) << lines;
+    EXPECT_TRUE(contains(lines, "PROC.sleeper.count,ns=ops,host=test-host value=1i ")) << lines;
+    EXPECT_TRUE(contains(lines, "PROC.sleeper.threads,ns=ops,host=test-host value=1i ")) << lines;
+    EXPECT_TRUE(contains(lines, "PROC.sleeper.mem.rss,")) << lines;
     EXPECT_TRUE(contains(readFile(dir / "log/agent.log"), "invalid name \"bad name\"")) << readFile(dir / "log/agent.log");
     agent.signal(SIGTERM);
     EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
