@@ -1,6 +1,7 @@
 #include "AgentApp.h"
 
 #include "BuildInfo.h"
+#include "CoreRoutes.h"
 #include "HostInfo.h"
 #include "Logging.h"
 #include "ModuleHost.h"
@@ -343,6 +344,7 @@ int AgentApp::runAgent() {
 
     for (const std::string& skipped : settings.skippedModules) log.warning("module %s", skipped);
     ModuleHost host(*config, detectIdentity(settings.hostname, settings.namespaces), log);
+    registerCoreRoutes(host, std::chrono::system_clock::now());
     std::vector<ModuleReport> reports;
     host.load(settings.modules, reports);
     std::vector<std::string> problems;

@@ -14,9 +14,9 @@ namespace agent {
 class ModuleHost::ModuleContext : public Context {
 public:
     ModuleContext(std::string name, Bus& bus, Scheduler& scheduler, std::string stateDir,
-                  const HostIdentityStore& identity, Registry& registry)
+                  const HostIdentityStore& identity, Registry& registry, RouteRegistry& routes)
         : name_(std::move(name)), bus_(&bus), scheduler_(scheduler), stateDir_(std::move(stateDir)),
-          identity_(identity), registry_(registry), logger_(Poco::Logger::get(name_)) {}
+          identity_(identity), registry_(registry), routes_(routes), logger_(Poco::Logger::get(name_)) {}
 
     Bus& bus() override { return *bus_; }
     void setBus(Bus& bus) { bus_ = &bus; }
@@ -28,6 +28,7 @@ public:
     }
     HostIdentity identity() const override { return identity_.get(); }
     Registry& registry() override { return registry_; }
+    RouteRegistry& routes() override { return routes_; }
     void setHealth(Poco::JSON::Object::Ptr health) override {
         std::lock_guard<std::mutex> lock(healthMutex_);
         health_ = std::move(health);
@@ -44,6 +45,7 @@ private:
     const std::string stateDir_;
     const HostIdentityStore& identity_;
     Registry& registry_;
+    RouteRegistry& routes_;
     Poco::Logger& logger_;
     mutable std::mutex healthMutex_; // guards health_
     Poco::JSON::Object::Ptr health_;
@@ -88,6 +90,7 @@ ModuleHost::ModuleHost(const AgentConfig& config, HostIdentity identity, Poco::L
                                         AGENT_VERSION, std::chrono::seconds(config.settings().registryIntervalSeconds),
                                         std::chrono::seconds(std::min<std::int64_t>(60, config.settings().registryIntervalSeconds))},
                 identity_, Poco::Logger::get("registry")),
+      routes_(config.settings().modules),
       loader_(config.settings().moduleDir),
       scheduler_(std::make_unique<TaskScheduler>(4, Poco::Logger::get("scheduler"))),
       bus_(std::make_unique<MetricBus>(identity_.get().hostname, Poco::Logger::get("bus"),
@@ -124,7 +127,7 @@ bool ModuleHost::load(const std::vector<std::string>& names, std::vector<ModuleR
         }
         if (report.ok) {
             const std::string stateDir = config_.settings().stateDir + "/modules/" + name;
-            slot.context = std::make_unique<ModuleContext>(name, *bus_, *scheduler_, stateDir, identity_, registry_);
+            slot.context = std::make_unique<ModuleContext>(name, *bus_, *scheduler_, stateDir, identity_, registry_, routes_);
             slots_.push_back(std::move(slot));
         } else {
             allOk = false;

@@ -6,6 +6,7 @@
 #include "MetricBus.h"
 #include "ModuleLoader.h"
 #include "RegistryPoller.h"
+#include "RouteTable.h"
 #include "TaskScheduler.h"
 
 #include <agent/Context.h>
@@ -49,6 +50,8 @@ public:
 
     Poco::JSON::Object::Ptr status() const;
     RegistryPoller& registry() { return registry_; }
+    RouteTable& routes() { return routes_; }
+    HostIdentity identity() const { return identity_.get(); }
     MetricBus& bus() { return *bus_; }
 
 private:
@@ -66,6 +69,7 @@ private:
     HostIdentityStore identity_;
     Poco::Logger& logger_;
     RegistryPoller registry_;
+    RouteTable routes_;
     ModuleLoader loader_; // declared first: destroyed after the module instances
     std::unique_ptr<TaskScheduler> scheduler_;
     std::unique_ptr<MetricBus> bus_;

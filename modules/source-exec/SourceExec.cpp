@@ -10,9 +10,11 @@
 #include <agent/Abi.h>
 #include <agent/Context.h>
 #include <agent/Module.h>
+#include <agent/Routes.h>
 
 #include <Poco/ClassLibrary.h>
 #include <Poco/File.h>
+#include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/NumberParser.h>
 
@@ -23,6 +25,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 
 namespace {
 
@@ -104,6 +107,7 @@ public:
                                                                    std::chrono::seconds(disableTtl_));
         if (std::string error = disabled_->load(); !error.empty()) context.logger().warning(error);
         syncTask_ = context.scheduler().every("source-exec sync", Poco::Timespan(interval_, 0), 0, [this] { sync(); });
+        registerRoutes(context.routes());
     }
 
     void stop() override {
@@ -244,66 +248,225 @@ private:
             });
     }
 
-    // One scheduled run: timeout = period - 0.5 s.
-    void run(const std::string& key, agent::Batch& out) {
+    // What one run produced.
+    struct Outcome {
+        bool started = false;     // false: unknown, disabled (scheduled runs) or already running
+        bool wasRunning = false;
+        agent::exec::RunResult result;
+        RunStatus status = RunStatus::NotRunnable;
+        agent::exec::ParsedOutput parsed;
+        std::string problem;
+    };
+
+    // Runs a plugin once. Scheduled runs (no timeout given) use period - 0.5 s and skip a
+    // disabled plugin; an on-demand run gives its timeout and may replace the parameters.
+    Outcome execute(const std::string& key, std::optional<std::chrono::milliseconds> timeout,
+                    const std::optional<std::string>& parameters) {
+        Outcome outcome;
         agent::exec::RunRequest request;
         std::string ns;
         std::string project;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             auto it = plugins_.find(key);
-            if (it == plugins_.end() || it->second.running) return;
+            if (it == plugins_.end()) return outcome;
             Plugin& plugin = it->second;
-            if (disabled_->isDisabled(plugin.ns, plugin.project, now())) return;
+            if (plugin.running) {
+                outcome.wasRunning = true;
+                return outcome;
+            }
+            if (!timeout && disabled_->isDisabled(plugin.ns, plugin.project, now())) return outcome;
             plugin.running = true;
             plugin.lastStart = now();
             ns = plugin.ns;
             project = plugin.project;
             request.directory = pluginsDir_ + "/" + ns + "/" + project;
-            request.args = agent::exec::splitParameters(plugin.parameters);
-            request.timeout = std::chrono::milliseconds(std::max<std::int64_t>(500, plugin.period * 1000 - 500));
+            request.args = agent::exec::splitParameters(parameters ? *parameters : plugin.parameters);
+            request.timeout = timeout ? *timeout : std::chrono::milliseconds(std::max<std::int64_t>(500, plugin.period * 1000 - 500));
         }
+        outcome.started = true;
         request.user = user_;
         request.environment = {{"AGENT_NS", ns}, {"AGENT_PLUGIN", project}};
         request.killGrace = std::chrono::milliseconds(static_cast<long>(killGrace_ * 1000));
         request.stdoutCap = static_cast<std::size_t>(stdoutCap_);
 
-        const agent::exec::RunResult result = runner_.run(request);
-        RunStatus status = result.status;
-        agent::exec::ParsedOutput parsed;
-        std::string problem = result.reason;
-        if (status == RunStatus::Ok) {
-            parsed = agent::exec::parsePluginOutput(result.output, ns, project);
-            if (!parsed.valid) {
-                status = RunStatus::BadOutput;
-                problem = parsed.error;
+        outcome.result = runner_.run(request);
+        outcome.status = outcome.result.status;
+        outcome.problem = outcome.result.reason;
+        if (outcome.status == RunStatus::Ok) {
+            outcome.parsed = agent::exec::parsePluginOutput(outcome.result.output, ns, project);
+            if (!outcome.parsed.valid) {
+                outcome.status = RunStatus::BadOutput;
+                outcome.problem = outcome.parsed.error;
             }
         }
-        const std::int64_t timestamp = now();
-        std::size_t published = parsed.metrics.size();
-        for (agent::Metric& metric : parsed.metrics) out.push_back(std::move(metric));
-        out.push_back(agent::exec::resultMetric(ns, project, status, timestamp));
-
-        if (status != RunStatus::Ok || parsed.dropped > 0) {
-            context_->logger().warning("plugin %s: %s%s%s%s", key, std::string(agent::exec::statusTag(status)),
-                                       problem.empty() ? std::string() : ": " + problem,
-                                       parsed.dropped > 0 ? "; dropped " + std::to_string(parsed.dropped) + " entries (" +
-                                                                parsed.firstProblem + ")"
-                                                          : std::string(),
-                                       result.stderrTail.empty() ? std::string() : "; stderr: " + result.stderrTail);
+        if (outcome.status != RunStatus::Ok || outcome.parsed.dropped > 0) {
+            context_->logger().warning(
+                "plugin %s: %s%s%s%s", key, std::string(agent::exec::statusTag(outcome.status)),
+                outcome.problem.empty() ? std::string() : ": " + outcome.problem,
+                outcome.parsed.dropped > 0
+                    ? "; dropped " + std::to_string(outcome.parsed.dropped) + " entries (" + outcome.parsed.firstProblem + ")"
+                    : std::string(),
+                outcome.result.stderrTail.empty() ? std::string() : "; stderr: " + outcome.result.stderrTail);
         }
         std::lock_guard<std::mutex> lock(mutex_);
+        ++runsByResult_[agent::exec::statusTag(outcome.status)];
         auto it = plugins_.find(key);
-        if (it == plugins_.end()) return;
+        if (it == plugins_.end()) return outcome;
         Plugin& plugin = it->second;
         plugin.running = false;
         ++plugin.runs;
-        plugin.lastDurationMs = result.duration.count();
-        plugin.exitCode = result.exitCode;
-        plugin.result = agent::exec::statusTag(status);
-        plugin.lastError = status == RunStatus::Ok ? std::string() : problem;
-        plugin.metricsPublished += published;
-        plugin.entriesDropped += parsed.dropped;
+        plugin.lastDurationMs = outcome.result.duration.count();
+        plugin.exitCode = outcome.result.exitCode;
+        plugin.result = agent::exec::statusTag(outcome.status);
+        plugin.lastError = outcome.status == RunStatus::Ok ? std::string() : outcome.problem;
+        plugin.entriesDropped += outcome.parsed.dropped;
+        return outcome;
+    }
+
+    // One scheduled run: its metrics and the result metric go to `out`.
+    void run(const std::string& key, agent::Batch& out) {
+        Outcome outcome = execute(key, std::nullopt, std::nullopt);
+        if (!outcome.started) return;
+        const std::size_t published = outcome.parsed.metrics.size();
+        for (agent::Metric& metric : outcome.parsed.metrics) out.push_back(std::move(metric));
+        out.push_back(agent::exec::resultMetric(nsOf(key), projectOf(key), outcome.status, now()));
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (auto it = plugins_.find(key); it != plugins_.end()) it->second.metricsPublished += published;
+    }
+
+    static std::string nsOf(const std::string& key) { return key.substr(0, key.find('/')); }
+    static std::string projectOf(const std::string& key) { return key.substr(key.find('/') + 1); }
+
+    // The plugin routes of DESIGN §6.3. `ns` and `repo` only ever select an entry of the plugin
+    // table (which holds names already checked); they never reach a path themselves.
+    void registerRoutes(agent::RouteRegistry& routes) {
+        routes.add("/plugins/list", {"GET"}, [this](const agent::HttpRequest& request) {
+            publishHealth();
+            Poco::JSON::Array list;
+            const auto ns = request.query.find("ns");
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (const auto& [key, plugin] : plugins_)
+                if (ns == request.query.end() || ns->second == plugin.ns) list.add(row(plugin));
+            std::ostringstream out;
+            list.stringify(out);
+            return agent::jsonResponse(200, out.str());
+        });
+        routes.add("/plugins/run", {"GET", "POST"}, [this](const agent::HttpRequest& request) {
+            std::string key;
+            if (agent::HttpResponse error; !find(request, key, error)) return error;
+            Poco::Int64 seconds = 10;
+            if (auto it = request.query.find("timeout"); it != request.query.end() &&
+                                                          (!Poco::NumberParser::tryParse64(it->second, seconds) || seconds < 1 || seconds > 3600))
+                return agent::errorResponse(400, "timeout must be a number of seconds from 1 to 3600");
+            std::optional<std::string> param;
+            if (auto it = request.query.find("param"); it != request.query.end()) param = it->second;
+            const Outcome outcome = execute(key, std::chrono::seconds(seconds), param);
+            if (outcome.wasRunning) return agent::errorResponse(409, "plugin is running");
+            if (!outcome.started) return agent::errorResponse(404, "unknown plugin " + key);
+            Poco::JSON::Object answer;
+            answer.set("ns", nsOf(key));
+            answer.set("project", projectOf(key));
+            answer.set("result", agent::exec::statusTag(outcome.status));
+            answer.set("exit_status", outcome.result.exitCode);
+            answer.set("duration_ms", static_cast<Poco::Int64>(outcome.result.duration.count()));
+            answer.set("output", outcome.result.output.substr(0, 1 << 20));
+            answer.set("stderr", outcome.result.stderrTail);
+            if (!outcome.problem.empty()) answer.set("error", outcome.problem);
+            std::ostringstream out;
+            answer.stringify(out);
+            return agent::jsonResponse(200, out.str());
+        });
+        routes.add("/plugins/update", {"GET", "POST"}, [this](const agent::HttpRequest& request) {
+            std::string key;
+            if (agent::HttpResponse error; !find(request, key, error)) return error;
+            std::string git;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                git = plugins_.at(key).git;
+            }
+            const agent::exec::GitResult result = repository_->update(agent::exec::cloneUrl(gitTemplate_, git), branch_,
+                                                                      pluginsDir_ + "/" + key, std::chrono::seconds(cloneTimeout_));
+            if (!result.ok) return agent::errorResponse(503, "update of " + key + " failed: " + result.error);
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                if (auto it = plugins_.find(key); it != plugins_.end()) {
+                    it->second.checkedOut = true;
+                    if (it->second.task == 0) schedule(key, it->second);
+                }
+            }
+            return agent::jsonResponse(200, "{\"commit\":\"" + result.commit + "\",\"changed\":" +
+                                                (result.changed ? "true" : "false") + "}");
+        });
+        for (const bool enable : {true, false}) {
+            routes.add(enable ? "/plugins/enable" : "/plugins/disable", {"GET", "POST"},
+                       [this, enable](const agent::HttpRequest& request) {
+                           std::string key;
+                           if (agent::HttpResponse error; !find(request, key, error)) return error;
+                           const std::string problem = enable ? disabled_->enable(nsOf(key), projectOf(key))
+                                                              : disabled_->disable(nsOf(key), projectOf(key), now());
+                           if (!problem.empty()) context_->logger().error("plugin %s: %s", key, problem);
+                           const std::int64_t until = disabled_->disabledUntil(nsOf(key), projectOf(key), now());
+                           return agent::jsonResponse(200, "{\"ns\":\"" + nsOf(key) + "\",\"project\":\"" + projectOf(key) +
+                                                               "\",\"enabled\":" + (until == 0 ? "true" : "false") +
+                                                               ",\"disabled_until\":" + std::to_string(until) + "}");
+                       });
+        }
+    }
+
+    // The plugin a request names by ns and repo (the git address as the registry lists it, or
+    // the project name when it is unambiguous in that namespace). False with the answer if none.
+    bool find(const agent::HttpRequest& request, std::string& key, agent::HttpResponse& error) {
+        const auto ns = request.query.find("ns");
+        const auto repo = request.query.find("repo");
+        if (ns == request.query.end() || repo == request.query.end()) {
+            error = agent::errorResponse(400, "ns and repo are required");
+            return false;
+        }
+        if (!agent::exec::isSafeComponent(ns->second)) {
+            error = agent::errorResponse(400, "ns is not a valid namespace");
+            return false;
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::vector<std::string> matches;
+        bool knownNs = false;
+        for (const auto& [candidate, plugin] : plugins_) {
+            if (plugin.ns != ns->second) continue;
+            knownNs = true;
+            if (plugin.git == repo->second) {
+                matches = {candidate};
+                break;
+            }
+            if (plugin.project == repo->second) matches.push_back(candidate);
+        }
+        if (matches.size() == 1) {
+            key = matches.front();
+            return true;
+        }
+        error = matches.empty() ? agent::errorResponse(404, knownNs ? "no plugin " + repo->second.substr(0, 200) + " in namespace " + ns->second
+                                                                   : "no plugins in namespace " + ns->second)
+                                : agent::errorResponse(400, "repo " + repo->second + " is ambiguous in " + ns->second + "; give the git address");
+        return false;
+    }
+
+    // Needs mutex_: one row of the plugin table.
+    Poco::JSON::Object::Ptr row(const Plugin& plugin) {
+        Poco::JSON::Object::Ptr entry = new Poco::JSON::Object;
+        entry->set("ns", plugin.ns);
+        entry->set("repo", plugin.git);
+        entry->set("project", plugin.project);
+        entry->set("period", plugin.period);
+        entry->set("enabled", !disabled_->isDisabled(plugin.ns, plugin.project, now()));
+        entry->set("running", plugin.running);
+        entry->set("last_start", plugin.lastStart);
+        entry->set("duration_ms", plugin.lastDurationMs);
+        entry->set("exit_status", plugin.exitCode);
+        entry->set("result", plugin.result);
+        entry->set("runs", static_cast<Poco::UInt64>(plugin.runs));
+        entry->set("metrics_published", static_cast<Poco::UInt64>(plugin.metricsPublished));
+        entry->set("entries_dropped", static_cast<Poco::UInt64>(plugin.entriesDropped));
+        if (!plugin.lastError.empty()) entry->set("last_error", plugin.lastError);
+        return entry;
     }
 
     void warnOnce(const std::string& key, const std::string& message) {
@@ -315,25 +478,11 @@ private:
         Poco::JSON::Object::Ptr health = new Poco::JSON::Object;
         Poco::JSON::Object::Ptr plugins = new Poco::JSON::Object;
         std::lock_guard<std::mutex> lock(mutex_);
-        for (const auto& [key, plugin] : plugins_) {
-            Poco::JSON::Object::Ptr entry = new Poco::JSON::Object;
-            entry->set("ns", plugin.ns);
-            entry->set("repo", plugin.git);
-            entry->set("project", plugin.project);
-            entry->set("period", plugin.period);
-            entry->set("enabled", !disabled_->isDisabled(plugin.ns, plugin.project, now()));
-            entry->set("running", plugin.running);
-            entry->set("last_start", plugin.lastStart);
-            entry->set("duration_ms", plugin.lastDurationMs);
-            entry->set("exit_status", plugin.exitCode);
-            entry->set("result", plugin.result);
-            entry->set("runs", static_cast<Poco::UInt64>(plugin.runs));
-            entry->set("metrics_published", static_cast<Poco::UInt64>(plugin.metricsPublished));
-            entry->set("entries_dropped", static_cast<Poco::UInt64>(plugin.entriesDropped));
-            if (!plugin.lastError.empty()) entry->set("last_error", plugin.lastError);
-            plugins->set(key, entry);
-        }
+        for (const auto& [key, plugin] : plugins_) plugins->set(key, row(plugin));
         health->set("plugins", plugins);
+        Poco::JSON::Object::Ptr runs = new Poco::JSON::Object;
+        for (const auto& [result, count] : runsByResult_) runs->set(result, static_cast<Poco::UInt64>(count));
+        health->set("runs_by_result", runs);
         context_->setHealth(health);
     }
 
@@ -356,7 +505,8 @@ private:
     std::unique_ptr<agent::exec::DisabledPlugins> disabled_;
     agent::TaskId syncTask_ = 0;
 
-    std::mutex mutex_; // guards plugins_ and warned_
+    std::mutex mutex_; // guards plugins_, warned_ and runsByResult_
+    std::map<std::string, std::uint64_t> runsByResult_;
     std::map<std::string, Plugin> plugins_; // by "<ns>/<project>"
     std::set<std::string> warned_;
 };

@@ -204,7 +204,8 @@ TEST(AgentCli, GoAgentFilesWithNsqAndWithInfluxOutputsRun) {
         if (output == "nsq") seed.erase(seed.find("[sink-influx]"));
         writeFile(dir / "agent.toml", seed);
         BackgroundProcess agent({kAgent, "run", "-f", dir / "agent.toml", "-Dmodules.dir=" AGENT_MODULE_DIR,
-                                 "-Dagent.statedir=" + dir / "state", "-Dagent.ifaceprefix=lo"},
+                                 "-Dagent.statedir=" + dir / "state", "-Dagent.ifaceprefix=lo",
+                                 "-Dagent.listen=127.0.0.1:0"}, // any free port: tests run in parallel
                                 dir.path());
         ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "log/agent.log"), "started: pid"); }))
             << output << agent.err() << readFile(dir / "log/agent.log");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <agent/Metric.h>
+#include <agent/Routes.h>
 
 #include <Poco/JSON/Object.h>
 #include <Poco/Logger.h>
@@ -82,6 +83,8 @@ public:
     // Current identity: the namespaces follow the registry.
     virtual HostIdentity identity() const = 0;
     virtual Registry& registry() = 0;
+    // Routes served by the api-http module (when it is loaded).
+    virtual RouteRegistry& routes() = 0;
     // Replaces the module's health object, shown by `/me/status` and read by reporters.
     virtual void setHealth(Poco::JSON::Object::Ptr health) = 0;
 };

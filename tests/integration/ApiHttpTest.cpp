@@ -1,0 +1,205 @@
+// The HTTP API of the real agent (api-http), with real HTTP clients: push with /post, the core's
+// routes, the plugin routes against a registry fixture and a git plugin, the token, error
+// statuses, and a unix socket.
+#include "GitServer.h"
+#include "RegistryFixture.h"
+#include "TestSupport.h"
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/StreamCopier.h>
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <future>
+
+using namespace agent::test;
+
+namespace {
+
+const std::string kAgent = AGENT_BINARY;
+
+struct Reply {
+    int status = 0;
+    std::string body;
+    std::string retryAfter;
+};
+
+int freePort() {
+    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
+    return socket.address().port();
+}
+
+Reply call(Poco::Net::HTTPClientSession& session, const std::string& method, const std::string& uri,
+           const std::string& body = "", const std::string& token = "") {
+    Poco::Net::HTTPRequest request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
+    if (!token.empty()) request.set("Authorization", "Bearer " + token);
+    if (!body.empty() || method == "POST") request.setContentLength(static_cast<std::streamsize>(body.size()));
+    session.sendRequest(request) << body;
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    Reply reply;
+    reply.status = response.getStatus();
+    Poco::StreamCopier::copyToString(in, reply.body);
+    reply.retryAfter = response.get("Retry-After", "");
+    return reply;
+}
+
+Reply call(int port, const std::string& method, const std::string& uri, const std::string& body = "",
+           const std::string& token = "") {
+    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
+    session.setTimeout(Poco::Timespan(30, 0));
+    return call(session, method, uri, body, token);
+}
+
+std::string gitTemplate(const GitServer& git) {
+    const std::string bare = git.barePath("ops/x");
+    return "file://" + bare.substr(0, bare.size() - std::string("ops/x.git").size()) + "%s.git";
+}
+
+class ApiHttpTest : public testing::Test {
+protected:
+    void startAgent(const std::string& listen, const std::string& apiSection, bool withExec = true) {
+        git_.createRepo("ops/disk", "#!/bin/sh\necho '[{\"name\": \"used\", \"value\": 42}]'\n");
+        git_.createRepo("ops/slow", "#!/bin/sh\nsleep 2\necho '[]'\n");
+        registry_.setNamespace("ops", "1",
+                               {{{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.disk"},
+                                 {"git", "git@git.example.com:ops/disk.git"}, {"interval", "0"}},
+                                {{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.slow"},
+                                 {"git", "git@git.example.com:ops/slow.git"}, {"interval", "0"}}});
+        const std::string load = withExec ? "[\"api-http\", \"source-exec\", \"sink-file\"]" : "[\"api-http\", \"sink-file\"]";
+        const std::string config = writeAgentConfig(
+            dir_, AGENT_MODULE_DIR, load,
+            "[api-http]\n" + apiSection + (withExec ? "[source-exec]\ninterval = 1\nclone_splay = 0\n" : "") +
+                "[sink-file]\npath = \"" + dir_ / "metrics.lp" + "\"\n",
+            "registryaddr = \"" + registry_.url() + "\"\npluginsuser = \"nobody\"\n"
+            "git = \"" + gitTemplate(git_) + "\"\n");
+        agent_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{kAgent, "run", "-f", config, "-Dagent.listen=" + listen}, dir_.path());
+        ASSERT_TRUE(eventually([&] { return contains(readFile(dir_ / "log/agent.log"), "started: pid") || !agent_->running(); },
+                               std::chrono::seconds(30)) && agent_->running())
+            << readFile(dir_ / "log/agent.log") << agent_->err();
+    }
+    void TearDown() override {
+        if (!agent_) return;
+        agent_->signal(SIGTERM);
+        EXPECT_EQ(agent_->wait(std::chrono::seconds(15)), 0) << readFile(dir_ / "log/agent.log");
+    }
+
+    TempDir dir_;
+    GitServer git_;
+    RegistryFixture registry_;
+    std::unique_ptr<BackgroundProcess> agent_;
+};
+
+} // namespace
+
+TEST_F(ApiHttpTest, PostedPointsReachTheSinkAsRunMetrics) {
+    const int port = freePort();
+    startAgent("127.0.0.1:" + std::to_string(port), "", false);
+    const Reply posted = call(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1, "tags": {"k": "v"}}])");
+    EXPECT_EQ(posted.status, 200) << posted.body;
+    EXPECT_EQ(posted.body, R"({"accepted":1})");
+    // One namespace: ns may be left out.
+    EXPECT_EQ(call(port, "POST", "/post", R"([{"name": "y", "value": 2.5}])").status, 200);
+    EXPECT_TRUE(eventually([&] { return contains(readFile(dir_ / "metrics.lp"), "RUN.y,ns=ops,host=test-host value=2.5 "); }))
+        << readFile(dir_ / "metrics.lp");
+    EXPECT_TRUE(contains(readFile(dir_ / "metrics.lp"), "RUN.x,ns=ops,host=test-host,k=v value=1i "));
+}
+
+TEST_F(ApiHttpTest, BadRequestsGetJsonErrorsWithTheRightStatus) {
+    const int port = freePort();
+    startAgent("127.0.0.1:" + std::to_string(port), "max_body_bytes = 2048\n", false);
+    const Reply badNs = call(port, "POST", "/post?ns=..%2Fetc", "[]");
+    EXPECT_EQ(badNs.status, 400);
+    EXPECT_TRUE(contains(badNs.body, "\"error\":")) << badNs.body;
+    EXPECT_EQ(call(port, "POST", "/post?ns=" + std::string(129, 'a'), "[]").status, 400);
+    const Reply badBody = call(port, "POST", "/post?ns=ops", R"([{"name": "ok", "value": 1}, {"name": "bad name", "value": 1}])");
+    EXPECT_EQ(badBody.status, 400);
+    EXPECT_TRUE(contains(badBody.body, "\"error\":")) << badBody.body;
+    EXPECT_EQ(call(port, "GET", "/post?ns=ops").status, 405);
+    EXPECT_EQ(call(port, "POST", "/post?ns=ops", std::string(4096, ' ')).status, 413);
+    const Reply missing = call(port, "GET", "/plugins/list");
+    EXPECT_EQ(missing.status, 404);
+    EXPECT_TRUE(contains(missing.body, "source-exec")) << missing.body;
+    EXPECT_EQ(call(port, "GET", "/nowhere").status, 404);
+    // Nothing of the refused bodies was taken.
+    EXPECT_FALSE(contains(readFile(dir_ / "metrics.lp"), "RUN.ok"));
+}
+
+TEST_F(ApiHttpTest, CoreRoutesAnswerStatusNamespacesAndPrometheusMetrics) {
+    const int port = freePort();
+    startAgent("127.0.0.1:" + std::to_string(port), "", false);
+    EXPECT_EQ(call(port, "GET", "/healthz").status, 200);
+    const Reply ns = call(port, "GET", "/me/ns");
+    EXPECT_EQ(ns.status, 200);
+    EXPECT_EQ(ns.body, R"(["ops"])");
+    const Reply status = call(port, "GET", "/me/status");
+    EXPECT_TRUE(contains(status.body, "\"hostname\":\"test-host\"")) << status.body;
+    EXPECT_TRUE(contains(status.body, "\"sink-file\"")) << status.body;
+    EXPECT_EQ(call(port, "POST", "/update").status, 200);
+    call(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
+    const Reply metrics = call(port, "GET", "/metrics");
+    EXPECT_EQ(metrics.status, 200);
+    EXPECT_TRUE(contains(metrics.body, "# TYPE agent_sink_points_in_total counter\n")) << metrics.body;
+    EXPECT_TRUE(contains(metrics.body, "agent_sink_points_in_total{sink=\"sink-file\"} 1\n")) << metrics.body;
+    EXPECT_TRUE(contains(metrics.body, "agent_http_requests_total{route=\"/post\",status=\"200\"} 1\n")) << metrics.body;
+}
+
+TEST_F(ApiHttpTest, TokenGuardsEveryRouteButHealthz) {
+    const int port = freePort();
+    startAgent("127.0.0.1:" + std::to_string(port), "token = \"s3cret\"\n", false);
+    EXPECT_EQ(call(port, "GET", "/healthz").status, 200);
+    EXPECT_EQ(call(port, "GET", "/me/ns").status, 401);
+    EXPECT_EQ(call(port, "GET", "/me/ns", "", "wrong").status, 401);
+    EXPECT_EQ(call(port, "GET", "/me/ns", "", "s3cret").status, 200);
+    EXPECT_EQ(call(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])").status, 401);
+}
+
+TEST_F(ApiHttpTest, PluginRoutesListRunDisableEnableAndUpdate) {
+    const int port = freePort();
+    startAgent("127.0.0.1:" + std::to_string(port), "");
+    ASSERT_TRUE(eventually([&] { return contains(call(port, "GET", "/plugins/list").body, "\"project\":\"disk\""); },
+                           std::chrono::seconds(30)));
+    ASSERT_TRUE(eventually([&] { return fileExists(dir_ / "plugins/ops/disk/plugin"); }, std::chrono::seconds(30)));
+    const Reply run = call(port, "POST", "/plugins/run?ns=ops&repo=disk&timeout=5");
+    EXPECT_EQ(run.status, 200) << run.body;
+    EXPECT_TRUE(contains(run.body, "\"result\":\"ok\"")) << run.body;
+    EXPECT_TRUE(contains(run.body, "used")) << run.body;
+    const Reply byAddress = call(port, "POST", "/plugins/run?ns=ops&repo=git%40git.example.com%3Aops%2Fdisk.git");
+    EXPECT_EQ(byAddress.status, 200) << byAddress.body;
+
+    const Reply disabled = call(port, "POST", "/plugins/disable?ns=ops&repo=disk");
+    EXPECT_TRUE(contains(disabled.body, "\"enabled\":false")) << disabled.body;
+    EXPECT_TRUE(contains(call(port, "GET", "/plugins/list?ns=ops").body, "\"enabled\":false"));
+    EXPECT_TRUE(contains(call(port, "POST", "/plugins/enable?ns=ops&repo=disk").body, "\"enabled\":true"));
+    EXPECT_EQ(call(port, "POST", "/plugins/update?ns=ops&repo=disk").status, 200);
+
+    EXPECT_EQ(call(port, "POST", "/plugins/run?ns=ops&repo=nope").status, 404);
+    EXPECT_EQ(call(port, "POST", "/plugins/run?ns=..&repo=disk").status, 400);
+    EXPECT_EQ(call(port, "POST", "/plugins/run?ns=ops").status, 400);
+    EXPECT_EQ(call(port, "POST", "/plugins/run?ns=ops&repo=disk&timeout=abc").status, 400);
+}
+
+TEST_F(ApiHttpTest, RunOfARunningPluginIsRefusedWith409) {
+    const int port = freePort();
+    startAgent("127.0.0.1:" + std::to_string(port), "");
+    ASSERT_TRUE(eventually([&] { return fileExists(dir_ / "plugins/ops/slow/plugin"); }, std::chrono::seconds(30)));
+    auto first = std::async(std::launch::async, [port] { return call(port, "POST", "/plugins/run?ns=ops&repo=slow"); });
+    ASSERT_TRUE(eventually([&] { return contains(call(port, "GET", "/plugins/list").body, "\"running\":true"); }));
+    const Reply second = call(port, "POST", "/plugins/run?ns=ops&repo=slow");
+    EXPECT_EQ(second.status, 409);
+    EXPECT_TRUE(contains(second.body, "plugin is running")) << second.body;
+    EXPECT_EQ(first.get().status, 200);
+}
+
+TEST_F(ApiHttpTest, UnixSocketServesTheSameRoutes) {
+    const std::string socketPath = dir_ / "agent.sock";
+    startAgent("unix:" + socketPath, "", false);
+    Poco::Net::StreamSocket socket(Poco::Net::SocketAddress(Poco::Net::SocketAddress::UNIX_LOCAL, socketPath));
+    Poco::Net::HTTPClientSession session(socket);
+    EXPECT_EQ(call(session, "GET", "/healthz").status, 200);
+}
