@@ -36,3 +36,11 @@ bash bench/InfluxBench.sh "$build"
 echo
 echo "=== source-exec: CPU of the agent with 1,000 plugins every 10 s"
 bash bench/plugins_cpu.sh "$build"
+
+echo
+echo "=== /post with wrk: 1,000-point batches to api-http and a null sink"
+bash bench/post_wrk.sh "$build"
+
+echo
+echo "=== /post into a real InfluxDB, next to the same points posted straight to it"
+bash bench/post_wrk_influx.sh "$build"

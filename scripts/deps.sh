@@ -8,7 +8,7 @@ packages=(
   libpoco-dev libgit2-dev libtomlplusplus-dev libsimdjson-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  influxdb curl
+  influxdb curl prometheus wrk
 )
 
 missing=()

@@ -5,6 +5,8 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
+#include <cmath>
+#include <iomanip>
 #include <sstream>
 
 namespace agent {
@@ -39,7 +41,9 @@ public:
     void sample(const std::string& name, const std::string& labels, double value) {
         out_ << name;
         if (!labels.empty()) out_ << '{' << labels << '}';
-        out_ << ' ' << value << '\n';
+        // Counters pass a million quickly: print them whole, not rounded to six digits.
+        if (value == std::floor(value) && std::fabs(value) < 9e15) out_ << ' ' << static_cast<long long>(value) << '\n';
+        else out_ << ' ' << std::setprecision(17) << value << '\n';
     }
     std::string text() const { return out_.str(); }
 

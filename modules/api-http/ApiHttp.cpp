@@ -29,7 +29,7 @@ const agent::ConfigSchema kSchema = {
     {"token", agent::ConfigType::String, "", "bearer token required on every route but /healthz; \"\" = none"},
     {"max_body_bytes", agent::ConfigType::Integer, "10485760", "larger request bodies get 413"},
     {"threads", agent::ConfigType::Integer, "8", "worker threads"},
-    {"queue", agent::ConfigType::Integer, "256", "connections waiting for a worker; more are refused"},
+    {"queue", agent::ConfigType::Integer, "1024", "connections waiting for a worker; more are refused"},
     {"timeout", agent::ConfigType::Float, "10", "seconds a request may take to arrive"},
 };
 
@@ -192,7 +192,7 @@ private:
     std::string token_;
     std::int64_t maxBody_ = 10 << 20;
     std::int64_t threads_ = 8;
-    std::int64_t queue_ = 256;
+    std::int64_t queue_ = 1024;
     double timeout_ = 10;
     agent::Context* context_ = nullptr;
     std::unique_ptr<Poco::Net::HTTPServer> server_;

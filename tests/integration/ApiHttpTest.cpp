@@ -15,7 +15,9 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <algorithm>
 #include <future>
+#include <thread>
 
 using namespace agent::test;
 
@@ -202,4 +204,69 @@ TEST_F(ApiHttpTest, UnixSocketServesTheSameRoutes) {
     Poco::Net::StreamSocket socket(Poco::Net::SocketAddress(Poco::Net::SocketAddress::UNIX_LOCAL, socketPath));
     Poco::Net::HTTPClientSession session(socket);
     EXPECT_EQ(call(session, "GET", "/healthz").status, 200);
+}
+
+TEST_F(ApiHttpTest, AThousandClientsPostingAtOnceAreAllAnswered) {
+    const int port = freePort();
+    startAgent("127.0.0.1:" + std::to_string(port), "", false);
+    constexpr int kClients = 1000;
+    std::vector<int> statuses(kClients, 0);
+    std::vector<std::thread> clients;
+    clients.reserve(kClients);
+    for (int i = 0; i < kClients; ++i) {
+        clients.emplace_back([&statuses, i, port] {
+            try {
+                statuses[static_cast<std::size_t>(i)] =
+                    call(port, "POST", "/post?ns=ops", "[{\"name\": \"c\", \"value\": " + std::to_string(i) + "}]").status;
+            } catch (const std::exception&) {
+                statuses[static_cast<std::size_t>(i)] = -1;
+            }
+        });
+    }
+    for (std::thread& client : clients) client.join();
+    EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200), kClients);
+    EXPECT_TRUE(contains(call(port, "GET", "/metrics").body, "agent_sink_points_in_total{sink=\"sink-file\"} 1000\n"));
+}
+
+TEST_F(ApiHttpTest, MetricsPassPromtoolCheck) {
+    if (!fileExists("/usr/bin/promtool")) GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
+    const int port = freePort();
+    startAgent("127.0.0.1:" + std::to_string(port), "", false);
+    call(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
+    call(port, "GET", "/nowhere");
+    writeFile(dir_ / "metrics.txt", call(port, "GET", "/metrics").body);
+    const CommandResult check =
+        runCommand({"/usr/bin/promtool", "check", "metrics"}, {}, std::chrono::seconds(60), {}, dir_ / "metrics.txt");
+    EXPECT_EQ(check.exitCode, 0) << check.out << check.err << readFile(dir_ / "metrics.txt");
+}
+
+TEST(ApiHttp, FullSpoolAnswers503WithRetryAfterAndTakesNothing) {
+    TempDir dir;
+    const int port = freePort();
+    // sink-influx towards a port nobody listens on: nothing leaves the 1 MiB spool.
+    const std::string config = writeAgentConfig(
+        dir, AGENT_MODULE_DIR, "[\"api-http\", \"sink-influx\"]",
+        "[output]\nspool_max_bytes = 1048576\nspool_segment_bytes = 65536\nbuffersize = 100\n"
+        "[sink-influx]\nurls = [\"http://127.0.0.1:9\"]\n");
+    BackgroundProcess agent({kAgent, "run", "-f", config, "-Dagent.listen=127.0.0.1:" + std::to_string(port)}, dir.path());
+    ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "log/agent.log"), "started: pid"); })) << agent.err();
+    std::string body = "[";
+    for (int i = 0; i < 1000; ++i) body += std::string(i ? "," : "") + "{\"name\": \"fill\", \"tags\": {\"i\": \"" + std::to_string(i) + "\"}, \"value\": 1}";
+    body += "]";
+    Reply reply;
+    int accepted = 0;
+    for (int i = 0; i < 200 && reply.status != 503; ++i) {
+        reply = call(port, "POST", "/post?ns=ops", body);
+        if (reply.status == 200) ++accepted;
+    }
+    ASSERT_EQ(reply.status, 503) << reply.body;
+    EXPECT_EQ(reply.retryAfter, "5");
+    EXPECT_TRUE(contains(reply.body, "spool full")) << reply.body;
+    // Only the accepted bodies are in: nothing was dropped to make room for a /post.
+    const std::string metrics = call(port, "GET", "/metrics").body;
+    EXPECT_TRUE(contains(metrics, "agent_sink_points_in_total{sink=\"sink-influx\"} " + std::to_string(accepted * 1000) + "\n"))
+        << metrics;
+    EXPECT_TRUE(contains(metrics, "agent_sink_points_dropped_total{sink=\"sink-influx\"} 0\n")) << metrics;
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
 }

@@ -26,7 +26,8 @@ int decodeStatus(int status) {
 
 // fork + exec with stdio redirected; the child resets the signal mask a test runner may block.
 pid_t spawn(const std::vector<std::string>& argv, const std::string& workDir, const std::string& outPath,
-            const std::string& errPath, const std::map<std::string, std::string>& extraEnv) {
+            const std::string& errPath, const std::map<std::string, std::string>& extraEnv,
+            const std::string& inputPath = "/dev/null") {
     std::vector<char*> args;
     std::vector<std::string> copy = argv;
     for (std::string& a : copy) args.push_back(a.data());
@@ -37,7 +38,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& workDir, co
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);
-        const int in = open("/dev/null", O_RDONLY);
+        const int in = open(inputPath.c_str(), O_RDONLY);
         const int out = open(outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         const int err = open(errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (in < 0 || out < 0 || err < 0) _exit(126);
@@ -85,10 +86,11 @@ void writeFile(const std::string& path, const std::string& text) {
 bool fileExists(const std::string& path) { return Poco::File(path).exists(); }
 
 CommandResult runCommand(const std::vector<std::string>& argv, const std::string& workDir, std::chrono::seconds timeout,
-                         const std::map<std::string, std::string>& extraEnv) {
+                         const std::map<std::string, std::string>& extraEnv, const std::string& inputFile) {
     TempDir capture;
     CommandResult result;
-    const pid_t pid = spawn(argv, workDir, capture / "out", capture / "err", extraEnv);
+    const pid_t pid =
+        spawn(argv, workDir, capture / "out", capture / "err", extraEnv, inputFile.empty() ? "/dev/null" : inputFile);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     int status = 0;
     for (;;) {

@@ -36,10 +36,10 @@ struct CommandResult {
     bool timedOut = false;
 };
 
-// Runs argv[0] (no shell) with stdin from /dev/null, capturing stdout and stderr.
+// Runs argv[0] (no shell) with stdin from `inputFile` (default /dev/null), capturing stdout and stderr.
 CommandResult runCommand(const std::vector<std::string>& argv, const std::string& workDir = {},
                          std::chrono::seconds timeout = std::chrono::seconds(120),
-                         const std::map<std::string, std::string>& extraEnv = {});
+                         const std::map<std::string, std::string>& extraEnv = {}, const std::string& inputFile = {});
 
 // A process started in the background with its output going to files in `logDir`.
 class BackgroundProcess {
