@@ -206,6 +206,10 @@ void ModuleHost::stop() {
     if (!running_) return;
     running_ = false;
     registry_.stop();
+    // The API first, so no request reaches a module that is stopping; then the scheduled work.
+    for (Slot& slot : slots_) {
+        if (slot.module.name.rfind("api-", 0) == 0) stopModule(slot);
+    }
     scheduler_->stop();
     for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
         if (it->module.kind != ModuleKind::Sink) stopModule(*it);
