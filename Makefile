@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CONFIG     ?= etc/agent.toml
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build run test unit-test asan-test fuzz bench install clean
+.PHONY: all deps build run test unit-test asan-test fuzz bench install package package-test clean
 
 all: build
 
@@ -21,11 +21,12 @@ run: build
 	@bash scripts/run.sh $(BUILD) $(CONFIG)
 
 # Every test of the Release build, then the unit tests again under ASan + UBSan, then a short
-# fuzzing run of every parser that reads outside input.
+# fuzzing run of every parser that reads outside input, then the packages installed on a clean root.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 600
 	$(MAKE) asan-test
 	$(MAKE) fuzz FUZZ_SECONDS=20
+	$(MAKE) package-test
 
 asan-test: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DAGENT_SANITIZE=ON -DAGENT_BUILD_BENCH=OFF >/dev/null
@@ -42,5 +43,14 @@ bench: build
 install: build
 	cmake --install $(BUILD)
 
+# The .deb packages, the self-contained tarball and the compatibility report (build-package/package/).
+PACKAGE_BUILD ?= build-package
+package: deps
+	@bash scripts/package.sh $(PACKAGE_BUILD)
+
+# Installs both on a minimal Debian root made with debootstrap (cached in $(PACKAGE_BUILD)/).
+package-test: package
+	@bash scripts/package-test.sh $(PACKAGE_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz $(PACKAGE_BUILD)

@@ -9,6 +9,8 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   influxdb curl prometheus wrk
+  iproute2 libsystemd-dev systemd
+  dpkg-dev file patchelf debootstrap
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #include "Logging.h"
 #include "ModuleHost.h"
 #include "PidFile.h"
+#include "ServiceNotify.h"
 
 #include <agent/Abi.h>
 #include <agent/LineProtocol.h>
@@ -371,8 +372,10 @@ int AgentApp::runAgent() {
     log.information("agent %s started: pid %d, config %s, modules: %s, log %s", std::string(AGENT_VERSION),
                     static_cast<int>(getpid()), configPath_, names, logPath);
     ready.succeed();
+    notifyReady("collecting: " + std::to_string(settings.modules.size()) + " modules (" + names + ")");
 
     waitForTermination(log);
+    notifyStopping();
     {
         StopWatchdog watchdog(settings.drainSeconds + 2, log);
         host.stop();

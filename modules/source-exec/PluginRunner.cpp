@@ -17,10 +17,12 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/close_range.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -125,9 +127,22 @@ std::optional<std::string> setNonBlocking(const Fd& fd) {
     return std::nullopt;
 }
 
+// True when this process may change its user and groups without being root: it holds CAP_SETUID
+// and CAP_SETGID in its effective set, as the packaged systemd unit grants the agent (together
+// with CAP_KILL, for the process groups of plugins that run as another user).
+bool canSwitchUsers() {
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3]{};
+    if (syscall(SYS_capget, &header, data) != 0) return false;
+    auto effective = [&data](int capability) {
+        return (data[CAP_TO_INDEX(capability)].effective & CAP_TO_MASK(capability)) != 0;
+    };
+    return effective(CAP_SETUID) && effective(CAP_SETGID);
+}
+
 // Whom the plugin runs as.
 struct Identity {
-    bool switchUser = false; // false: the agent is not root and already is the plugins user
+    bool switchUser = false; // false: the agent already is the plugins user
     uid_t uid = 0;
     gid_t gid = 0;
     std::vector<gid_t> groups; // supplementary groups, as initgroups() would set them
@@ -160,14 +175,13 @@ std::optional<std::string> resolveUser(const std::string& user, Identity& identi
     identity.gid = entry.pw_gid;
     identity.home = entry.pw_dir != nullptr ? entry.pw_dir : "/";
     const uid_t self = geteuid();
-    if (self != 0) {
-        // Without root, switching is impossible: run as ourselves only when we are that user.
-        if (entry.pw_uid != self)
-            return "cannot run plugins as pluginsuser " + user + ": the agent runs as uid " + std::to_string(self) +
-                   ", not as root";
-        identity.switchUser = false;
+    if (self != 0 && entry.pw_uid == self) {
+        identity.switchUser = false; // the agent runs as the plugins user already
         return std::nullopt;
     }
+    if (self != 0 && !canSwitchUsers())
+        return "cannot run plugins as pluginsuser " + user + ": the agent runs as uid " + std::to_string(self) +
+               ", not as root and without CAP_SETUID and CAP_SETGID";
     identity.switchUser = true;
 
     // initgroups() reads the group database, which the child must not do: list the groups here
@@ -198,6 +212,7 @@ enum ChildStage : int {
     kStageSetgid,
     kStageSetgroups,
     kStageSetuid,
+    kStageDropCapabilities,
     kStageRootRegained,
     kStageChdir,
     kStageExec,
@@ -217,6 +232,7 @@ std::string describeChildFailure(const ChildFailure& failure) {
                                              "setgid",
                                              "setgroups",
                                              "setuid",
+                                             "dropping capabilities",
                                              "setuid(0) after dropping root",
                                              "chdir to the plugin's folder"};
     if (failure.stage == kStageExec) return errnoText("cannot execute plugin", failure.error);
@@ -284,8 +300,16 @@ __attribute__((no_sanitize("address", "undefined"))) int runChild(void* argument
         if (syscall(SYS_setgid, identity.gid) != 0) fail(kStageSetgid, errno);
         if (syscall(SYS_setgroups, identity.groups.size(), identity.groups.data()) != 0) fail(kStageSetgroups, errno);
         if (syscall(SYS_setuid, identity.uid) != 0) fail(kStageSetuid, errno);
-        if (syscall(SYS_setuid, 0) == 0) fail(kStageRootRegained, 0);
     }
+    // Leaving root drops every capability, but an agent that is not root and was given some (the
+    // systemd unit's AmbientCapabilities) keeps them across setuid() and, through the ambient
+    // set, across execve(): the plugin must get none.
+    __user_cap_header_struct capHeader{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct noCapabilities[_LINUX_CAPABILITY_U32S_3]{};
+    if (syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 ||
+        syscall(SYS_capset, &capHeader, noCapabilities) != 0)
+        fail(kStageDropCapabilities, errno);
+    if (identity.switchUser && syscall(SYS_setuid, 0) == 0) fail(kStageRootRegained, 0);
     // After the switch, so that the plugins user's own permissions decide.
     if (syscall(SYS_chdir, setup.directory) != 0) fail(kStageChdir, errno);
     syscall(SYS_execve, "./plugin", setup.argv, setup.envp);

@@ -14,12 +14,15 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <set>
 #include <signal.h>
 #include <sstream>
 #include <string>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -537,4 +540,52 @@ TEST_F(PluginRunnerTest, WithoutRootOnlyTheAgentsOwnUserCanRunPlugins) {
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0)
         << "10: cannot become nobody, 11: own user did not run, 12: other user not refused";
+}
+
+// The packaged service runs the agent as its own user with CAP_SETUID, CAP_SETGID and CAP_KILL as
+// ambient capabilities instead of root. Such an agent switches plugins to pluginsuser, and the
+// plugin gets none of the agent's capabilities.
+TEST_F(PluginRunnerTest, AgentWithOnlySetuidSetgidKillCapabilitiesRunsPluginsAsPluginsUserWithNoCapabilities) {
+    const std::string folder = installFixture(dir_, "capabilities.sh");
+    const passwd agentUser = *getpwnam("daemon"); // plays the agent's system user
+    const passwd plugins = nobody();
+    TempDir outputDir;
+    ASSERT_EQ(chmod(outputDir.path().c_str(), 0777), 0); // written by the child once it is daemon
+    const std::string outputFile = outputDir.path() + "/output";
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        // What systemd does for User= with AmbientCapabilities=: keep the capabilities across the
+        // change of user, then make them effective and ambient.
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) _exit(10);
+        if (setgid(agentUser.pw_gid) != 0 || setgroups(0, nullptr) != 0 || setuid(agentUser.pw_uid) != 0) _exit(10);
+        __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+        __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3]{};
+        const std::uint32_t wanted = CAP_TO_MASK(CAP_SETUID) | CAP_TO_MASK(CAP_SETGID) | CAP_TO_MASK(CAP_KILL);
+        data[0].effective = data[0].permitted = data[0].inheritable = wanted;
+        if (syscall(SYS_capset, &header, data) != 0) _exit(11);
+        for (int capability : {CAP_SETUID, CAP_SETGID, CAP_KILL})
+            if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, capability, 0, 0) != 0) _exit(11);
+        PluginRunner runner;
+        RunRequest request = requestFor(folder);
+        request.user = plugins.pw_name;
+        const RunResult result = runner.run(request);
+        if (result.status != RunStatus::Ok) _exit(12);
+        FILE* out = fopen(outputFile.c_str(), "w");
+        if (out == nullptr) _exit(13);
+        fputs(result.output.c_str(), out);
+        fclose(out);
+        _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0)
+        << "10: cannot become daemon, 11: cannot set capabilities, 12: plugin did not run, 13: cannot write";
+    const std::vector<std::string> lines = agent::test::lines(agent::test::readFile(outputFile));
+    ASSERT_EQ(lines.size(), 5u);
+    EXPECT_EQ(lines[0], std::to_string(plugins.pw_uid));
+    for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapAmb"})
+        EXPECT_TRUE(std::find(lines.begin(), lines.end(), std::string(set) + ":\t0000000000000000") != lines.end())
+            << set << " not empty in:\n" << agent::test::readFile(outputFile);
 }

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# `make package-test`: what `make package` made, installed the way an operator installs it, on a
+# minimal Debian root that has never seen the build (debootstrap, minbase, from the archive this
+# machine's apt uses). The pristine root is cached as $1/package-test/debian-root.tar.
+#
+#   1. the tarball, unpacked into the pristine root's /opt: its libraries resolve inside the tarball
+#      (the root has no Poco, no libgit2), `agent check` and `agent once` work from any directory;
+#   2. the .deb with apt (Depends from the archive): user, directories, conffile, unit, `agent
+#      check`/`once` on the installed config, then `agent run` as the service runs it (its own user,
+#      only CAP_SETUID/CAP_SETGID/CAP_KILL); systemd-analyze verify on the unit;
+#   3. reinstall and remove keep the spool and an edited config; purge deletes them;
+#   4. the -dev package builds examples/source-example out of tree, and the agent loads it.
+# Needs root (chroot, mounts). Without the archive it fails, saying so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build-package}
+out=$build/package
+test_dir=$(realpath -m "$build/package-test")
+cache=$test_dir/debian-root.tar
+root=$test_dir/root
+
+say() { echo "package-test: $*"; }
+fail() { echo "package-test: FAIL: $*" >&2; exit 1; }
+check() { # description, command...
+  local what=$1; shift
+  if "$@"; then say "ok: $what"; else fail "$what"; fi
+}
+
+[[ $(id -u) -eq 0 ]] || fail "needs root (debootstrap, chroot, mount)"
+name=$(sed -n 's/^AGENT_PACKAGE_NAME:.*=//p' "$build/CMakeCache.txt")
+version=$(sed -n 's/^CMAKE_PROJECT_VERSION:.*=//p' "$build/CMakeCache.txt")
+arch=$(dpkg --print-architecture)
+deb=$out/${name}_${version}_${arch}.deb
+dev_deb=$out/${name}-dev_${version}_${arch}.deb
+tarball=$out/$name-$version-linux-$arch.tar.gz
+for file in "$deb" "$dev_deb" "$tarball"; do [[ -f $file ]] || fail "$file is missing: run make package"; done
+
+# --- the root ----------------------------------------------------------------------------------
+unmount_all() {
+  local mount
+  for mount in dev/pts dev sys proc; do
+    if mountpoint -q "$root/$mount" 2>/dev/null; then umount -l "$root/$mount" || true; fi
+  done
+}
+cleanup() {
+  unmount_all
+  # Never delete through a mount that is still there.
+  if grep -q " $root/" /proc/mounts; then
+    say "mounts under $root remain; not deleting it"
+  else
+    rm -rf "$root"
+  fi
+}
+trap cleanup EXIT
+cleanup
+mkdir -p "$test_dir"
+
+suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+mirror() { # the first Debian archive apt is configured with
+  local uri
+  uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n1 || true)
+  [[ -n $uri ]] || uri=$(grep -hs '^deb ' /etc/apt/sources.list | awk '{print $2}' | grep -v security | head -n1 || true)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+if [[ ! -f $cache ]]; then
+  archive=$(mirror)
+  say "making a minimal Debian $suite root from $archive (once; cached in $cache)"
+  rm -rf "$root.new"
+  if ! debootstrap --variant=minbase "$suite" "$root.new" "$archive" >"$test_dir/debootstrap.log" 2>&1; then
+    tail -n 5 "$test_dir/debootstrap.log" >&2
+    rm -rf "$root.new"
+    fail "debootstrap could not make a Debian root from $archive (log: $test_dir/debootstrap.log); this test needs the Debian archive"
+  fi
+  tar -C "$root.new" -cf "$cache.new" . && mv "$cache.new" "$cache"
+  rm -rf "$root.new"
+fi
+mkdir -p "$root"
+tar -C "$root" -xf "$cache"
+mount -t proc proc "$root/proc"
+mount --bind /sys "$root/sys"
+mount --bind /dev "$root/dev"
+cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+has() { grep -q -- "$2" <<<"$1"; }
+
+# --- 1. the tarball, in the pristine root --------------------------------------------------------
+top=$name-$version-linux-$arch
+mkdir -p "$root/opt"
+tar -C "$root/opt" -xzf "$tarball"
+check "the pristine root has no Poco (so the tarball must bring its own)" \
+  bash -c "! ls '$root'/usr/lib/*/libPocoFoundation.so* >/dev/null 2>&1"
+foreign=$(in_root ldd "/opt/$top/bin/agent" /opt/"$top"/lib/"$name"/modules/*.so | awk '$2 == "=>" {print $1, $3}' |
+  grep -v " /opt/$top/lib/" | grep -Ev '^(libc|libm|libpthread|libdl|librt|libresolv|ld-linux[^ ]*)\.so' || true)
+check "every library of the tarball's agent and modules but glibc comes from the tarball" test -z "$foreign"
+[[ -z $foreign ]] || say "from outside: $foreign"
+version_line=$(in_root "/opt/$top/agent" version)
+check "tarball: agent version names $version and the module ABI ($version_line)" has "$version_line" "agent $version .*module ABI"
+check "tarball: agent check on its own config" in_root "/opt/$top/agent" check
+once=$(in_root /bin/sh -c "cd /tmp && /opt/$top/agent once")
+check "tarball: agent once from another directory prints interface figures" has "$once" '^net\.in,'
+ln -s "/opt/$top/agent" "$root/usr/local/bin/agent-tarball"
+check "tarball: the run script works through a symlink" in_root agent-tarball check
+
+# --- 2. the .deb, with its dependencies from the archive ---------------------------------------
+cp "$deb" "$dev_deb" "$root/tmp/"
+say "apt-get install ./$(basename "$deb") (dependencies from the archive)"
+in_root apt-get update -qq >"$test_dir/apt.log" 2>&1 || { tail -n 5 "$test_dir/apt.log" >&2; fail "apt-get update in the root (the archive is needed)"; }
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/tmp/$(basename "$deb")" >>"$test_dir/apt.log" 2>&1 ||
+  { tail -n 20 "$test_dir/apt.log" >&2; fail "installing the .deb"; }
+depends=$(in_root dpkg-query -W -f='${Depends}' "$name")
+say "Depends: $depends"
+check "Depends were computed from the binaries (libpoco, libgit2)" bash -c "grep -q libpoco <<<'$depends' && grep -q libgit2 <<<'$depends'"
+user_line=$(in_root getent passwd "$name" || true)
+check "system user $name with no login shell ($user_line)" has "$user_line" "^$name:x:[0-9]*:[0-9]*:.*:/var/lib/$name:/usr/sbin/nologin$"
+owner() { in_root stat -c '%U:%G %a' "$1"; }
+check "state directory owned by $name" test "$(owner /var/lib/$name/state)" = "$name:$name 750"
+check "plugins directory owned by $name, readable by pluginsuser" test "$(owner /var/lib/$name/plugins)" = "$name:$name 755"
+check "log directory owned by $name" test "$(owner /var/log/$name)" = "$name:adm 750"
+conffiles=$(in_root dpkg-query -W -f='${Conffiles}' "$name")
+check "/etc/$name/agent.toml is a conffile" has "$conffiles" "/etc/$name/agent.toml"
+check "the systemd unit is installed" test -f "$root/lib/systemd/system/$name.service"
+for module in build-package/modules/*.so; do
+  [[ -e $module ]] || continue
+  check "module $(basename "$module") installed" test -f "$root/usr/lib/$name/modules/$(basename "$module")"
+done
+check "agent check on the installed config" in_root agent check
+once=$(in_root agent once)
+check "agent once prints interface figures" has "$once" '^net\.in,'
+if [[ -f $root/usr/lib/$name/modules/source-host.so ]]; then
+  check "agent once prints host figures" has "$once" '^cpu\.idle,'
+fi
+
+# systemd-analyze reads the unit as systemd would, in the root where its binary and user exist
+# (and systemd's own units, which a minbase root lacks: systemd is not a dependency of the agent).
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >>"$test_dir/apt.log" 2>&1 ||
+  { tail -n 20 "$test_dir/apt.log" >&2; fail "installing systemd in the root"; }
+verify=$(systemd-analyze verify --root="$root" "/lib/systemd/system/$name.service" 2>&1 || echo "exit status $?")
+check "systemd-analyze verify passes on the unit${verify:+: $verify}" test -z "$verify"
+
+# The service's way: its own user, only the unit's three capabilities, the unit's RuntimeDirectory.
+install -d -o "$(in_root id -u "$name")" -g "$(in_root id -g "$name")" "$root/run/$name"
+metrics=/var/lib/$name/metrics.lp
+rm -f "$root$metrics"
+chroot "$root" setpriv --reuid="$name" --regid="$name" --init-groups \
+  --inh-caps=+setuid,+setgid,+kill --ambient-caps=+setuid,+setgid,+kill \
+  /usr/bin/agent run -f "/etc/$name/agent.toml" >"$test_dir/run.log" 2>&1 &
+agent_pid=$!
+for _ in $(seq 1 300); do
+  grep -q '^net\.in,' "$root$metrics" 2>/dev/null && break
+  kill -0 "$agent_pid" 2>/dev/null || break
+  sleep 0.1
+done
+check "agent run as $name writes metrics to $metrics" grep -q '^net\.in,' "$root$metrics"
+kill -TERM "$agent_pid"
+status=0
+wait "$agent_pid" || status=$?
+check "agent run as $name stops cleanly on SIGTERM" test "$status" -eq 0
+started=$(grep -c " started: pid " "$root/var/log/$name/agent.log" || true)
+check "agent run as $name logged its start in /var/log/$name" test "$started" -ge 1
+
+# --- 3. upgrade, remove, purge --------------------------------------------------------------------
+spool_marker=/var/lib/$name/state/spool/marker
+mkdir -p "$(dirname "$root$spool_marker")"
+echo undelivered >"$root$spool_marker"
+echo "# edited by the operator" >>"$root/etc/$name/agent.toml"
+in_root env DEBIAN_FRONTEND=noninteractive dpkg --force-confold -i "/tmp/$(basename "$deb")" >>"$test_dir/apt.log" 2>&1 ||
+  fail "reinstalling the .deb"
+check "a reinstall keeps the spool" test -f "$root$spool_marker"
+check "a reinstall keeps the edited config" grep -q "edited by the operator" "$root/etc/$name/agent.toml"
+in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "$name" >>"$test_dir/apt.log" 2>&1 || fail "apt-get remove"
+check "remove deletes the agent" test ! -e "$root/usr/bin/agent"
+check "remove keeps the spool" test -f "$root$spool_marker"
+check "remove keeps the config" test -f "$root/etc/$name/agent.toml"
+in_root dpkg --purge "$name" >>"$test_dir/apt.log" 2>&1 || fail "dpkg --purge"
+check "purge deletes the state and the spool" test ! -e "$root/var/lib/$name"
+check "purge deletes the log" test ! -e "$root/var/log/$name"
+check "purge deletes the config" test ! -e "$root/etc/$name/agent.toml"
+
+# --- 4. the -dev package: a module built out of tree against it ---------------------------------
+sdk=$test_dir/sdk
+rm -rf "$sdk"
+dpkg-deb -x "$deb" "$sdk"
+dpkg-deb -x "$dev_deb" "$sdk"
+check "the -dev package has the SDK headers and CMake config" \
+  test -f "$sdk/usr/include/agent/Module.h" -a -n "$(find "$sdk/usr/lib" -name AgentSDKConfig.cmake)"
+cmake -S examples/source-example -B "$sdk/example-build" -DCMAKE_PREFIX_PATH="$sdk/usr" >"$test_dir/sdk.log" 2>&1 &&
+  cmake --build "$sdk/example-build" >>"$test_dir/sdk.log" 2>&1 || { tail -n 20 "$test_dir/sdk.log" >&2; fail "building source-example against the -dev package"; }
+check "source-example built against the -dev package" test -f "$sdk/example-build/source-example.so"
+cat >"$sdk/example.toml" <<TOML
+[agent]
+hostname = "sdk-test"
+statedir = "$sdk/state"
+pidfile = "$sdk/agent.pid"
+[modules]
+dir = "$sdk/example-build"
+load = ["source-example"]
+[log]
+logdir = "$sdk/log"
+TOML
+example=$("$sdk/usr/bin/agent" once -f "$sdk/example.toml" 2>&1 || true)
+check "the packaged agent loads the out-of-tree module" has "$example" "^example"
+rm -rf "$sdk"
+say "all passed"
