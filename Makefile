@@ -5,6 +5,8 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CONFIG     ?= etc/agent.toml
 MAKEFLAGS  += --no-print-directory
+# ccache hashes paths relative to the checkout, so build/, build-asan/ and build-package/ share hits.
+export CCACHE_BASEDIR := $(CURDIR)
 
 .PHONY: all deps build run test unit-test asan-test fuzz bench install package package-test clean
 

@@ -89,10 +89,26 @@ mkdir -p "$root/opt"
 tar -C "$root/opt" -xzf "$tarball"
 check "the pristine root has no Poco (so the tarball must bring its own)" \
   bash -c "! ls '$root'/usr/lib/*/libPocoFoundation.so* >/dev/null 2>&1"
-foreign=$(in_root ldd "/opt/$top/bin/agent" /opt/"$top"/lib/"$name"/modules/*.so | awk '$2 == "=>" {print $1, $3}' |
-  grep -v " /opt/$top/lib/" | grep -Ev '^(libc|libm|libpthread|libdl|librt|libresolv|ld-linux[^ ]*)\.so' || true)
-check "every library of the tarball's agent and modules but glibc comes from the tarball" test -z "$foreign"
-[[ -z $foreign ]] || say "from outside: $foreign"
+# The libraries the running agent really mapped: the tarball's, glibc, and the C++ runtime from
+# the host (minbase has libstdc++6, which apt needs) or from lib/fallback (expat: minbase has none).
+chroot "$root" "/opt/$top/agent" run >"$test_dir/tarball-run.log" 2>&1 &
+agent_pid=$!
+for _ in $(seq 1 300); do
+  grep -q " started: pid " "$root/opt/$top/var/log/agent.log" 2>/dev/null && break
+  kill -0 "$agent_pid" 2>/dev/null || break
+  sleep 0.1
+done
+# (read from outside the root: the paths start with the root's own)
+mapped=$(awk '$6 ~ /\.so/ {print $6}' "/proc/$agent_pid/maps" 2>/dev/null | sed "s|^$root||" | sort -u)
+kill -TERM "$agent_pid" 2>/dev/null || true
+status=0
+wait "$agent_pid" || status=$?
+check "tarball: agent run starts and stops cleanly" test "$status" -eq 0 -a -n "$mapped"
+foreign=$(grep -v "^/opt/$top/lib/" <<<"$mapped" |
+  grep -Ev '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux[^/]*|libstdc\+\+|libgcc_s)\.so[^/]*$' || true)
+check "tarball: every library but glibc and the C++ runtime was mapped from the tarball${foreign:+ (not: $foreign)}" test -z "$foreign"
+check "tarball: Poco came from the tarball" grep -q "^/opt/$top/lib/libPocoFoundation" <<<"$mapped"
+check "tarball: expat, absent from the root, came from lib/fallback" grep -q "^/opt/$top/lib/fallback/libexpat" <<<"$mapped"
 version_line=$(in_root "/opt/$top/agent" version)
 check "tarball: agent version names $version and the module ABI ($version_line)" has "$version_line" "agent $version .*module ABI"
 check "tarball: agent check on its own config" in_root "/opt/$top/agent" check
@@ -119,7 +135,7 @@ check "log directory owned by $name" test "$(owner /var/log/$name)" = "$name:adm
 conffiles=$(in_root dpkg-query -W -f='${Conffiles}' "$name")
 check "/etc/$name/agent.toml is a conffile" has "$conffiles" "/etc/$name/agent.toml"
 check "the systemd unit is installed" test -f "$root/lib/systemd/system/$name.service"
-for module in build-package/modules/*.so; do
+for module in "$build"/modules/*.so; do
   [[ -e $module ]] || continue
   check "module $(basename "$module") installed" test -f "$root/usr/lib/$name/modules/$(basename "$module")"
 done
