@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idle memory and stop time of `agent run` with source-netif + sink-file (target: VmRSS <= 10 MB).
+# Idle memory and stop time of `agent run` on etc/agent.toml (every module it loads; target: VmRSS <= 10 MB).
 # Usage: bench/idle_rss.sh [BUILD_DIR] [SETTLE_SECONDS]   (defaults: build, 15)
 # Everything the agent writes (config, state, pid file, log, metrics) goes to a temporary
 # directory that is removed at the end; only bash and coreutils are used.
@@ -32,6 +32,7 @@ declare -A override=(
     [log.logdir]="\"$tmp/log\""
     [modules.dir]="\"$build/modules\""
     [source-netif.interval]=5
+    [source-host.interval]=5
     [sink-file.path]="\"$tmp/metrics.lp\""
 )
 declare -A written=()

@@ -38,6 +38,10 @@ echo "=== source-exec: CPU of the agent with 1,000 plugins every 10 s"
 bash bench/plugins_cpu.sh "$build"
 
 echo
+echo "=== source-host: CPU of the agent collecting every host group every second"
+bash bench/host_cpu.sh "$build"
+
+echo
 echo "=== /post with wrk: 1,000-point batches to api-http and a null sink"
 bash bench/post_wrk.sh "$build"
 

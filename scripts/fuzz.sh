@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 export CC=clang CXX=clang++
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DAGENT_FUZZ=ON -DAGENT_BUILD_TESTS=OFF -DAGENT_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_toml_config fuzz_proc_net_dev fuzz_spool_record fuzz_registry_answer fuzz_plugin_output fuzz_post_body
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_toml_config fuzz_proc_net_dev fuzz_spool_record fuzz_registry_answer fuzz_plugin_output fuzz_post_body \
+  fuzz_proc_host fuzz_argus_node
 run() {
   local target=$1 seeds=$2
   mkdir -p "build-fuzz/corpus/$target"
@@ -22,3 +23,5 @@ run fuzz_spool_record tests/fuzz/corpus/batch
 run fuzz_registry_answer tests/fuzz/corpus/registry
 run fuzz_plugin_output tests/fuzz/corpus/plugin
 run fuzz_post_body tests/fuzz/corpus/post
+run fuzz_proc_host tests/fuzz/corpus/prochost
+run fuzz_argus_node tests/fuzz/corpus/argus

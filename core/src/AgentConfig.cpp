@@ -273,13 +273,15 @@ void AgentConfig::readSettings(const std::string& defaultModuleDir) {
             else s.modules.push_back(name);
         }
     } else {
-        // A Go agent's file: interfaces are always watched; the output chooses the sinks; an API
-        // address starts the API; a registry starts the plugin runner; module sections add theirs.
+        // A Go agent's file: interfaces and the host's figures are always collected (the Go agent
+        // always reported both); the output chooses the sinks; an API address starts the API; a
+        // registry starts the plugin runner; module sections add theirs.
         s.modulesDerived = true;
         auto add = [&s](const std::string& name) {
             if (std::find(s.modules.begin(), s.modules.end(), name) == s.modules.end()) s.modules.push_back(name);
         };
         add("source-netif");
+        add("source-host");
         if (!s.registryAddr.empty()) {
             add("source-exec");  // PLUGIN entries
             add("source-probe"); // PORT and PROC entries

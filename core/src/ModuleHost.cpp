@@ -14,9 +14,10 @@ namespace agent {
 class ModuleHost::ModuleContext : public Context {
 public:
     ModuleContext(std::string name, Bus& bus, Scheduler& scheduler, std::string stateDir,
-                  const HostIdentityStore& identity, Registry& registry, RouteRegistry& routes)
+                  const HostIdentityStore& identity, Registry& registry, RouteRegistry& routes,
+                  const ModuleHost& host)
         : name_(std::move(name)), bus_(&bus), scheduler_(scheduler), stateDir_(std::move(stateDir)),
-          identity_(identity), registry_(registry), routes_(routes), logger_(Poco::Logger::get(name_)) {}
+          identity_(identity), registry_(registry), routes_(routes), host_(host), logger_(Poco::Logger::get(name_)) {}
 
     Bus& bus() override { return *bus_; }
     void setBus(Bus& bus) { bus_ = &bus; }
@@ -37,6 +38,7 @@ public:
         std::lock_guard<std::mutex> lock(healthMutex_);
         return health_;
     }
+    Poco::JSON::Object::Ptr moduleHealth() const override { return host_.moduleHealth(); }
 
 private:
     const std::string name_;
@@ -46,6 +48,7 @@ private:
     const HostIdentityStore& identity_;
     Registry& registry_;
     RouteRegistry& routes_;
+    const ModuleHost& host_;
     Poco::Logger& logger_;
     mutable std::mutex healthMutex_; // guards health_
     Poco::JSON::Object::Ptr health_;
@@ -127,7 +130,8 @@ bool ModuleHost::load(const std::vector<std::string>& names, std::vector<ModuleR
         }
         if (report.ok) {
             const std::string stateDir = config_.settings().stateDir + "/modules/" + name;
-            slot.context = std::make_unique<ModuleContext>(name, *bus_, *scheduler_, stateDir, identity_, registry_, routes_);
+            slot.context = std::make_unique<ModuleContext>(name, *bus_, *scheduler_, stateDir, identity_, registry_, routes_,
+                                                            *this);
             slots_.push_back(std::move(slot));
         } else {
             allOk = false;
@@ -253,6 +257,16 @@ Batch ModuleHost::collectOnce() {
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
     for (Metric& metric : batch) normalizeForSink(metric, identity_.get().hostname, now);
     return batch;
+}
+
+Poco::JSON::Object::Ptr ModuleHost::moduleHealth() const {
+    // slots_ only changes in load(), before any module starts and can call this.
+    Poco::JSON::Object::Ptr modules = new Poco::JSON::Object;
+    for (const Slot& slot : slots_) {
+        Poco::JSON::Object::Ptr health = slot.context->health();
+        modules->set(slot.module.name, health ? health : Poco::JSON::Object::Ptr(new Poco::JSON::Object));
+    }
+    return modules;
 }
 
 Poco::JSON::Object::Ptr ModuleHost::status() const {

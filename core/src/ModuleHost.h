@@ -49,6 +49,8 @@ public:
     Batch collectOnce();
 
     Poco::JSON::Object::Ptr status() const;
+    // Context::moduleHealth(): module name -> its last health object ({} before its first).
+    Poco::JSON::Object::Ptr moduleHealth() const;
     RegistryPoller& registry() { return registry_; }
     RouteTable& routes() { return routes_; }
     HostIdentity identity() const { return identity_.get(); }

@@ -56,7 +56,7 @@ TEST(AgentConfig, GoAgentFileLoadsUnchangedAndDerivesItsModules) {
     const agent::AgentSettings& s = config.settings();
     EXPECT_TRUE(s.modulesDerived);
     // No api-http.so in /modules: the API is left out, and said so.
-    EXPECT_EQ(s.modules, (std::vector<std::string>{"source-netif", "sink-nsq"}));
+    EXPECT_EQ(s.modules, (std::vector<std::string>{"source-netif", "source-host", "sink-nsq"}));
     ASSERT_EQ(s.skippedModules.size(), 1u);
     EXPECT_EQ(s.skippedModules[0], "api-http: not installed (/modules/api-http.so); derived from [agent] listen = "
                                    "\"127.0.0.1:1232\", so the HTTP API is off");
@@ -79,13 +79,13 @@ names = ["influx", "file"]
 [reporter-argus]
 )");
     EXPECT_EQ(config.settings().modules,
-              (std::vector<std::string>{"source-netif", "source-exec", "source-probe", "sink-influx", "sink-file",
-                                        "reporter-argus"}));
+              (std::vector<std::string>{"source-netif", "source-host", "source-exec", "source-probe", "sink-influx",
+                                        "sink-file", "reporter-argus"}));
 }
 
 TEST(AgentConfig, ApiSectionMakesTheApiModuleRequired) {
     const AgentConfig config = fromText("[agent]\nlisten = \"127.0.0.1:1\"\n[api-http]\n");
-    EXPECT_EQ(config.settings().modules, (std::vector<std::string>{"source-netif", "api-http"}));
+    EXPECT_EQ(config.settings().modules, (std::vector<std::string>{"source-netif", "source-host", "api-http"}));
     EXPECT_TRUE(config.settings().skippedModules.empty());
 }
 

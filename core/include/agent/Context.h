@@ -1,5 +1,8 @@
 // What the core gives a started module: the bus, the scheduler, a logger, a state directory,
 // the host identity and health reporting.
+//
+// ABI 5 added Context::moduleHealth(), so that a reporter (reporter-argus) can send the health of
+// every module to a master without going through the HTTP API.
 #pragma once
 
 #include <agent/Metric.h>
@@ -85,8 +88,13 @@ public:
     virtual Registry& registry() = 0;
     // Routes served by the api-http module (when it is loaded).
     virtual RouteRegistry& routes() = 0;
-    // Replaces the module's health object, shown by `/me/status` and read by reporters.
+    // Replaces the module's health object, shown by `/me/status` and read by reporters. The core
+    // and reporters read the object from other threads: hand over a new object each time, never
+    // change one after handing it over.
     virtual void setHealth(Poco::JSON::Object::Ptr health) = 0;
+    // Every loaded module's health, this one's included: module name -> the object it last gave
+    // setHealth ({} before its first). A new object each call; the values are shared, read-only.
+    virtual Poco::JSON::Object::Ptr moduleHealth() const = 0;
 };
 
 } // namespace agent

@@ -1,0 +1,43 @@
+// The [source-host] section: its keys declared once (type, default, description: the README's
+// table follows it), and the reading and checking of a section into what the collector needs.
+#pragma once
+
+#include "HostCollector.h"
+
+#include <agent/ModuleConfig.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace agent::host {
+
+struct GroupSchedule {
+    Group group;
+    std::int64_t intervalSeconds;
+};
+
+struct HostSettings {
+    std::vector<GroupSchedule> schedules; // the enabled groups, in the order of `groups`
+    HostOptions options;
+
+    std::vector<Group> groups() const;
+};
+
+// Groups collected together: one scheduler task, one published batch per round.
+struct CollectionTask {
+    std::int64_t intervalSeconds;
+    std::vector<Group> groups;
+};
+
+// Groups on the same interval share a task, which saves a publish (a spool record, a sink write)
+// per group and round. fs always runs alone: statvfs on a hung network mount blocks, and then
+// only fs waits.
+std::vector<CollectionTask> planTasks(const std::vector<GroupSchedule>& schedules);
+
+const agent::ConfigSchema& hostConfigSchema();
+
+// Reads and checks the section; throws agent::ConfigError with one "FILE:LINE: [section] key:
+// reason" line per bad key, all of them at once.
+HostSettings readHostSettings(const agent::ModuleConfig& config);
+
+} // namespace agent::host
