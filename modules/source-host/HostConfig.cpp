@@ -2,6 +2,8 @@
 // the file, the line and the key.
 #include "HostConfig.h"
 
+#include <algorithm>
+#include <charconv>
 #include <set>
 #include <string>
 
@@ -137,6 +139,50 @@ std::vector<CollectionTask> planTasks(const std::vector<GroupSchedule>& schedule
         }
     }
     return tasks;
+}
+
+namespace {
+
+// The registry's measurement types and the groups each one times.
+const std::map<std::string, std::vector<Group>>& registryTypes() {
+    static const std::map<std::string, std::vector<Group>> types = {
+        {"CPU", {Group::Cpu, Group::Ps, Group::Alive}},
+        {"MEM", {Group::Mem}},
+        {"DISK", {Group::Disk}},
+        {"FS", {Group::Fs, Group::Kernel}},
+    };
+    return types;
+}
+
+} // namespace
+
+std::vector<GroupSchedule> withRegistryIntervals(const std::vector<GroupSchedule>& configured,
+                                                 const std::vector<TypeInterval>& fromRegistry,
+                                                 std::vector<std::string>& problems) {
+    std::map<Group, std::int64_t> chosen;
+    for (const TypeInterval& entry : fromRegistry) {
+        const auto type = registryTypes().find(entry.type);
+        if (type == registryTypes().end()) continue;
+        std::int64_t seconds = 0;
+        const auto [end, error] = std::from_chars(entry.interval.data(), entry.interval.data() + entry.interval.size(), seconds);
+        if (error != std::errc() || end != entry.interval.data() + entry.interval.size() || seconds < 1 ||
+            seconds > kMaxIntervalSeconds) {
+            problems.push_back("registry entry " + entry.type + " of namespace " + entry.ns + ": interval \"" +
+                               entry.interval + "\" is not 1 to " + std::to_string(kMaxIntervalSeconds) +
+                               " seconds; ignored");
+            continue;
+        }
+        for (Group group : type->second) {
+            auto [it, inserted] = chosen.emplace(group, seconds);
+            if (!inserted) it->second = std::min(it->second, seconds);
+        }
+    }
+    std::vector<GroupSchedule> schedules = configured;
+    for (GroupSchedule& schedule : schedules) {
+        const auto it = chosen.find(schedule.group);
+        if (it != chosen.end()) schedule.intervalSeconds = it->second;
+    }
+    return schedules;
 }
 
 const agent::ConfigSchema& hostConfigSchema() {

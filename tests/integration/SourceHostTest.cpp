@@ -1,6 +1,8 @@
 // source-host as an operator sees it: `agent once` prints every group of this machine's figures
-// with sane values, `agent run` keeps each group on its own interval, and `agent check` names
-// every bad key with its file and line.
+// with sane values, `agent run` keeps each group on its own interval (the section's, or the one
+// the registry sets per measurement type), and `agent check` names every bad key with its file
+// and line.
+#include "RegistryFixture.h"
 #include "TestSupport.h"
 
 #include <gtest/gtest.h>
@@ -235,4 +237,35 @@ TEST(SourceHost, CheckListsEveryBadKeyWithItsFileAndLine) {
           config + ":16: [source-host] groups: \"gpu\" is not a group (cpu, mem, disk, fs, ps, kernel, alive)"}) {
         EXPECT_TRUE(contains(again.out + again.err, expected)) << expected << "\n" << again.out << again.err;
     }
+}
+
+// The Go agent's registry set the interval of each kind of host figure ({"measurement_type":
+// "CPU", "interval": "1"}). The section says once an hour; the registry's second wins.
+TEST(SourceHost, RunTakesTheIntervalOfAGroupFromTheRegistry) {
+    TempDir dir;
+    agent::test::RegistryFixture registry;
+    registry.setNamespace("ops", "1", {{{"measurement_type", "CPU"}, {"interval", "1"}},
+                                       {{"measurement_type", "MEM"}, {"interval", "soon"}}});
+    const std::string config = writeAgentConfig(dir, AGENT_MODULE_DIR, "[\"source-host\", \"sink-file\"]",
+                                                "[output]\ndrain_timeout = 1\n"
+                                                "[source-host]\ninterval = 3600\ngroups = [\"alive\", \"mem\"]\n"
+                                                "[sink-file]\npath = \"" + dir / "out/metrics.lp" + "\"\n",
+                                                "registryaddr = \"" + registry.url() + "\"\n");
+    BackgroundProcess agent({kAgent, "run", "-f", config}, dir.path());
+    const std::string file = dir / "out/metrics.lp";
+    auto count = [&](const std::string& prefix) {
+        std::size_t n = 0;
+        for (const std::string& line : lines(readFile(file)))
+            n += line.rfind(prefix, 0) == 0 ? 1 : 0;
+        return n;
+    };
+    // Hourly, alive would show once in this test; the registry's CPU interval makes it every second.
+    ASSERT_TRUE(eventually([&] { return count("agent.alive,ns=ops,") >= 3; }, std::chrono::seconds(60)))
+        << readFile(dir / "log/agent.log") << readFile(file);
+    EXPECT_EQ(count("mem.total,"), 1u) << "MEM's interval is not a number: mem stays hourly";
+    const std::string log = readFile(dir / "log/agent.log");
+    EXPECT_TRUE(contains(log, "source-host: intervals now alive 1 s, mem 3600 s")) << log;
+    EXPECT_TRUE(contains(log, "registry entry MEM of namespace ops: interval \"soon\" is not 1 to 86400 seconds")) << log;
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(10)), 0);
 }
