@@ -68,7 +68,8 @@ flush_section() { # appends the overridden keys the section did not have
     done
 } >"$tmp/agent.toml"
 
-echo "idle_rss: $build/agent run -f $tmp/agent.toml (source-netif + sink-file, interval 5 s), settling ${settle} s"
+modules=$(sed -n 's/^load = \[\(.*\)\]$/\1/p' "$tmp/agent.toml" | tr -d '"')
+echo "idle_rss: $build/agent run -f $tmp/agent.toml (modules: $modules; interval 5 s), settling ${settle} s"
 (cd "$tmp" && exec "$build/agent" run -f "$tmp/agent.toml" >"$tmp/stdout.log" 2>&1) &
 pid=$!
 
