@@ -152,11 +152,27 @@ std::string hostConfig(const TempDir& dir, const std::string& section, const std
     return writeAgentConfig(dir, AGENT_MODULE_DIR, "[\"source-host\"" + extra + "]", "[source-host]\n" + section);
 }
 
+// `agent once` until a round has every metric, at most three times. Some kernels let the iowait
+// counter go back now and then; the module rightly publishes no cpu.iowait for such a round
+// (see HostCollector), so one round in three may lack it. A metric missing thrice is a failure.
+CommandResult onceWithEveryMetric(const std::vector<std::string>& argv, const std::string& workDir = {}) {
+    CommandResult once;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        once = runCommand(argv, workDir);
+        const std::set<std::string> names = namesOf(parsePoints(once.out));
+        bool complete = once.exitCode == 0;
+        for (const std::string& metric : kEveryMetric)
+            complete = complete && names.count(metric) == 1;
+        if (complete) break;
+    }
+    return once;
+}
+
 } // namespace
 
 TEST(SourceHost, OncePrintsEveryGroupOfThisMachineWithSaneValues) {
     TempDir dir;
-    const CommandResult once = runCommand({kAgent, "once", "-f", hostConfig(dir, "interval = 10\n")});
+    const CommandResult once = onceWithEveryMetric({kAgent, "once", "-f", hostConfig(dir, "interval = 10\n")});
     ASSERT_EQ(once.exitCode, 0) << once.err;
     const std::vector<Point> points = parsePoints(once.out);
     const std::set<std::string> names = namesOf(points);
@@ -173,9 +189,10 @@ TEST(SourceHost, OncePrintsEveryGroupOfThisMachineWithSaneValues) {
 TEST(SourceHost, OnceOnTheDefaultConfigOfMakeRunPrintsEveryGroupToo) {
     TempDir dir;
     // etc/agent.toml as `make run` uses it; its relative paths land in the temporary directory.
-    const CommandResult once = runCommand({kAgent, "once", "-f", std::string(AGENT_SOURCE_DIR) + "/etc/agent.toml",
-                                           "-Dmodules.dir=" AGENT_MODULE_DIR, "-Dagent.listen=127.0.0.1:0"},
-                                          dir.path());
+    const CommandResult once =
+        onceWithEveryMetric({kAgent, "once", "-f", std::string(AGENT_SOURCE_DIR) + "/etc/agent.toml",
+                             "-Dmodules.dir=" AGENT_MODULE_DIR, "-Dagent.listen=127.0.0.1:0"},
+                            dir.path());
     ASSERT_EQ(once.exitCode, 0) << once.err;
     const std::vector<Point> points = parsePoints(once.out);
     const std::set<std::string> names = namesOf(points);
