@@ -13,22 +13,14 @@ namespace {
 
 using agent::host::Group;
 
-agent::host::Tick now() {
-    agent::host::Tick tick;
-    tick.monotonicSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-    tick.timestamp =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    return tick;
-}
-
 void collectRounds(benchmark::State& state, const std::vector<Group>& groups) {
     agent::host::HostCollector collector(groups, agent::host::HostOptions{});
     agent::Batch batch;
-    collector.collectAll(now(), batch); // the baseline
+    collector.collectAll(agent::host::Tick::now(), batch); // the baseline
     std::size_t points = 0;
     for (auto _ : state) {
         batch.clear();
-        const agent::host::CollectReport report = collector.collectAll(now(), batch);
+        const agent::host::CollectReport report = collector.collectAll(agent::host::Tick::now(), batch);
         benchmark::DoNotOptimize(report);
         points = batch.size();
     }

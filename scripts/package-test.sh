@@ -82,6 +82,15 @@ mount --bind /dev "$root/dev"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 has() { grep -q -- "$2" <<<"$1"; }
+# Waits up to 30 s until FILE has a line matching PATTERN, or the process PID is gone.
+wait_for_line() { # PID PATTERN FILE
+  local _
+  for _ in $(seq 1 300); do
+    grep -q -- "$2" "$3" 2>/dev/null && return 0
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+}
 
 # --- 1. the tarball, in the pristine root --------------------------------------------------------
 top=$name-$version-linux-$arch
@@ -93,11 +102,7 @@ check "the pristine root has no Poco (so the tarball must bring its own)" \
 # the host (minbase has libstdc++6, which apt needs) or from lib/fallback (expat: minbase has none).
 chroot "$root" "/opt/$top/agent" run >"$test_dir/tarball-run.log" 2>&1 &
 agent_pid=$!
-for _ in $(seq 1 300); do
-  grep -q " started: pid " "$root/opt/$top/var/log/agent.log" 2>/dev/null && break
-  kill -0 "$agent_pid" 2>/dev/null || break
-  sleep 0.1
-done
+wait_for_line "$agent_pid" " started: pid " "$root/opt/$top/var/log/agent.log"
 # (read from outside the root: the paths start with the root's own)
 mapped=$(awk '$6 ~ /\.so/ {print $6}' "/proc/$agent_pid/maps" 2>/dev/null | sed "s|^$root||" | sort -u)
 kill -TERM "$agent_pid" 2>/dev/null || true
@@ -161,11 +166,7 @@ chroot "$root" setpriv --reuid="$name" --regid="$name" --init-groups \
   --inh-caps=+setuid,+setgid,+kill --ambient-caps=+setuid,+setgid,+kill \
   /usr/bin/agent run -f "/etc/$name/agent.toml" >"$test_dir/run.log" 2>&1 &
 agent_pid=$!
-for _ in $(seq 1 300); do
-  grep -q '^net\.in,' "$root$metrics" 2>/dev/null && break
-  kill -0 "$agent_pid" 2>/dev/null || break
-  sleep 0.1
-done
+wait_for_line "$agent_pid" '^net\.in,' "$root$metrics"
 check "agent run as $name writes metrics to $metrics" grep -q '^net\.in,' "$root$metrics"
 kill -TERM "$agent_pid"
 status=0

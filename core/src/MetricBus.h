@@ -3,9 +3,9 @@
 // sink never slows a source or another sink, and nothing acknowledged is lost.
 #pragma once
 
-#include "Backoff.h"
 #include "Spool.h"
 
+#include <agent/Backoff.h>
 #include <agent/Context.h>
 #include <agent/Module.h>
 

@@ -6,6 +6,7 @@
 
 #include <Poco/Types.h>
 
+#include <algorithm>
 #include <exception>
 
 namespace agent::argus {
@@ -15,11 +16,18 @@ using Milliseconds = std::chrono::milliseconds;
 
 std::uint64_t count(Milliseconds delay) { return static_cast<std::uint64_t>(delay.count()); }
 
+// The section's retry_initial and retry_max, doubling between them.
+agent::Backoff::Policy backoffPolicy(const ReporterOptions& options) {
+    using Seconds = std::chrono::duration<double>;
+    const double initial = Seconds(options.retryInitial).count();
+    return {initial, std::max(initial, Seconds(options.retryMax).count()), 2};
+}
+
 } // namespace
 
 ArgusReporter::ArgusReporter(ReporterOptions options, ReporterHooks hooks, Poco::Logger& logger)
     : options_(std::move(options)), hooks_(std::move(hooks)), logger_(logger),
-      master_(options_.masterUrl, options_.requestTimeout), retry_(options_.retryInitial, options_.retryMax),
+      master_(options_.masterUrl, options_.requestTimeout), retry_(backoffPolicy(options_)),
       nodeId_(options_.savedNodeId) {}
 
 ArgusReporter::~ArgusReporter() { stop(); }
@@ -170,7 +178,8 @@ ArgusReporter::ReportResult ArgusReporter::report() {
 }
 
 Milliseconds ArgusReporter::retryAfter(const std::string& action) {
-    const Milliseconds delay = retry_.next();
+    // At least a millisecond: a zero wait would spin on a master that refuses at once.
+    const Milliseconds delay(std::max<Poco::Timespan::TimeDiff>(1, retry_.next().totalMilliseconds()));
     ++failures_;
     logger_.warning(EventLine("retry")
                         .add("action", action)

@@ -12,7 +12,8 @@
 #include "ArgusSettings.h"
 #include "HealthDirectory.h"
 #include "MasterClient.h"
-#include "RetryDelay.h"
+
+#include <agent/Backoff.h>
 
 #include <Poco/JSON/Object.h>
 #include <Poco/Logger.h>
@@ -93,7 +94,7 @@ private:
     const ReporterHooks hooks_;
     Poco::Logger& logger_;
     MasterClient master_;
-    RetryDelay retry_;
+    agent::Backoff retry_; // initial * 2^attempt up to the maximum, with jitter
 
     // State of the loop: only the reporter's thread (or a test calling step()) touches it.
     std::string nodeId_;

@@ -10,7 +10,10 @@
 #include "HostParsers.h"
 
 #include <algorithm>
+#include <agent/KernelFile.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
@@ -24,6 +27,14 @@
 #include <unistd.h>
 
 namespace agent::host {
+
+Tick Tick::now() {
+    Tick tick;
+    tick.monotonicSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    tick.timestamp =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return tick;
+}
 namespace {
 
 constexpr double kPercent = 100.0;
@@ -34,29 +45,6 @@ constexpr std::size_t kPidStatPrefix = 128;
 
 std::string errnoText(int error) {
     return std::system_category().message(error);
-}
-
-// Reads a whole file with read(2): files under /proc and /sys report a size of 0. `content` is
-// reused between rounds, so a steady file costs no allocation. Returns 0 or the errno.
-int readWholeFile(const std::string& path, std::string& content) {
-    content.clear();
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    char buffer[8192];
-    int error = 0;
-    for (;;) {
-        const ssize_t n = ::read(fd, buffer, sizeof buffer);
-        if (n > 0) {
-            content.append(buffer, static_cast<std::size_t>(n));
-        } else if (n == 0) {
-            break;
-        } else if (errno != EINTR) {
-            error = errno;
-            break;
-        }
-    }
-    ::close(fd); // read-only: a failed close loses nothing
-    return error;
 }
 
 bool pathExists(const std::string& path) {

@@ -35,6 +35,8 @@ std::optional<Group> groupByName(std::string_view name);
 struct Tick {
     double monotonicSeconds = 0;
     std::int64_t timestamp = 0;
+
+    static Tick now();
 };
 
 struct CollectReport {

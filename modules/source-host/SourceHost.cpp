@@ -34,31 +34,6 @@ namespace {
 using agent::host::CollectReport;
 using agent::host::Group;
 
-agent::host::Tick now() {
-    agent::host::Tick tick;
-    tick.monotonicSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-    tick.timestamp =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    return tick;
-}
-
-// Every point goes once to each namespace of the host; a standalone host has none, and its
-// points go out once with an empty namespace.
-void appendPerNamespace(agent::Batch& points, const std::vector<std::string>& namespaces, agent::Batch& out) {
-    if (namespaces.empty()) {
-        for (agent::Metric& metric : points)
-            out.push_back(std::move(metric));
-        return;
-    }
-    out.reserve(out.size() + points.size() * namespaces.size());
-    for (const std::string& ns : namespaces) {
-        for (const agent::Metric& metric : points) {
-            out.push_back(metric);
-            out.back().ns = ns;
-        }
-    }
-}
-
 // "source-host cpu+mem+disk", as the scheduler's statistics name it.
 std::string taskName(const agent::host::CollectionTask& task) {
     std::string name = "source-host ";
@@ -149,7 +124,7 @@ private:
     // A new task waits until its groups are due: never sooner than its interval after their
     // last round (a group that moved to another task is not collected twice in a row).
     Poco::Timespan firstDelay(const agent::host::CollectionTask& task) {
-        const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+        const double now = agent::host::Tick::now().monotonicSeconds;
         double wait = 0;
         for (Group group : task.groups) {
             std::lock_guard<std::mutex> lock(groupMutexes_[static_cast<std::size_t>(group)]);
@@ -218,14 +193,14 @@ private:
             // A task cancelled by a change of intervals may still be running when its successor
             // starts: one group is read by one thread at a time.
             std::lock_guard<std::mutex> lock(groupMutexes_[static_cast<std::size_t>(group)]);
-            const agent::host::Tick tick = now();
+            const agent::host::Tick tick = agent::host::Tick::now();
             report = collector_->collect(group, tick, points);
             lastRound_[static_cast<std::size_t>(group)] = tick.monotonicSeconds;
         }
         noteHealth(group, points.size(), report);
         if (context_ == nullptr) {
             // Not started: nothing to log to, no identity.
-            appendPerNamespace(points, {}, out);
+            agent::appendPerNamespace(points, {}, out);
             return;
         }
         Poco::Logger& logger = context_->logger();
@@ -233,7 +208,7 @@ private:
             logger.warning(warning);
         for (const std::string& notice : report.notices)
             logger.information(notice);
-        appendPerNamespace(points, context_->identity().namespaces, out);
+        agent::appendPerNamespace(points, context_->identity().namespaces, out);
     }
 
     void noteHealth(Group group, std::size_t points, const CollectReport& report) {

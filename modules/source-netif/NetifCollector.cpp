@@ -3,6 +3,8 @@
 // baseline instead of publishing, and no elapsed time means no rate.
 #include "NetifCollector.h"
 
+#include <agent/KernelFile.h>
+
 #include <cerrno>
 #include <charconv>
 #include <fcntl.h>
@@ -23,30 +25,6 @@ std::string_view trim(std::string_view text) {
     while (!text.empty() && isSpace(text.front())) text.remove_prefix(1);
     while (!text.empty() && isSpace(text.back())) text.remove_suffix(1);
     return text;
-}
-
-// Reads a whole file with read(2): files under /proc and /sys report a size of 0, and the errno of
-// a failed read matters (EINVAL from a speed file means "unknown", not "broken").
-// Returns 0 on success, else the errno.
-int readWholeFile(const std::string& path, std::string& content) {
-    content.clear();
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    char buffer[8192];
-    int error = 0;
-    for (;;) {
-        const ssize_t n = ::read(fd, buffer, sizeof buffer);
-        if (n > 0) {
-            content.append(buffer, static_cast<std::size_t>(n));
-        } else if (n == 0) {
-            break;
-        } else if (errno != EINTR) {
-            error = errno;
-            break;
-        }
-    }
-    ::close(fd); // read-only: a failed close loses nothing
-    return error;
 }
 
 bool validInterfaceName(std::string_view name) {

@@ -102,7 +102,7 @@ public:
 
         if (context_ == nullptr) {
             // Not started (a test driving the module by hand): nothing to log to, no identity.
-            appendPerNamespace(points, {}, out);
+            agent::appendPerNamespace(points, {}, out);
             return;
         }
         Poco::Logger& logger = context_->logger();
@@ -110,28 +110,11 @@ public:
         for (const std::string& warning : report.warnings) logger.warning(warning);
         for (const std::string& notice : report.notices) logger.information(notice);
 
-        appendPerNamespace(points, context_->identity().namespaces, out);
+        agent::appendPerNamespace(points, context_->identity().namespaces, out);
         context_->setHealth(health);
     }
 
 private:
-    // Every point goes once to each namespace of the host; a standalone host has none, and its
-    // points go out once with an empty namespace.
-    static void appendPerNamespace(agent::Batch& points, const std::vector<std::string>& namespaces,
-                                   agent::Batch& out) {
-        if (namespaces.empty()) {
-            for (agent::Metric& metric : points) out.push_back(std::move(metric));
-            return;
-        }
-        out.reserve(out.size() + points.size() * namespaces.size());
-        for (const std::string& ns : namespaces) {
-            for (const agent::Metric& metric : points) {
-                out.push_back(metric);
-                out.back().ns = ns;
-            }
-        }
-    }
-
     static const agent::ConfigSchema kSchema;
 
     std::int64_t intervalSeconds_ = 10;

@@ -152,6 +152,14 @@ std::string hostConfig(const TempDir& dir, const std::string& section, const std
     return writeAgentConfig(dir, AGENT_MODULE_DIR, "[\"source-host\"" + extra + "]", "[source-host]\n" + section);
 }
 
+// How many lines of `file` start with `prefix`.
+std::size_t linesStartingWith(const std::string& file, const std::string& prefix) {
+    std::size_t n = 0;
+    for (const std::string& line : lines(readFile(file)))
+        n += line.rfind(prefix, 0) == 0 ? 1 : 0;
+    return n;
+}
+
 // `agent once` until a round has every metric, at most three times. Some kernels let the iowait
 // counter go back now and then; the module rightly publishes no cpu.iowait for such a round
 // (see HostCollector), so one round in three may lack it. A metric missing thrice is a failure.
@@ -212,12 +220,7 @@ TEST(SourceHost, RunKeepsEachGroupOnItsOwnInterval) {
                              dir / "out/metrics.lp" + "\"\n");
     BackgroundProcess agent({kAgent, "run", "-f", config}, dir.path());
     const std::string file = dir / "out/metrics.lp";
-    auto count = [&](const std::string& prefix) {
-        std::size_t n = 0;
-        for (const std::string& line : lines(readFile(file)))
-            n += line.rfind(prefix, 0) == 0 ? 1 : 0;
-        return n;
-    };
+    auto count = [&file](const std::string& prefix) { return linesStartingWith(file, prefix); };
     // Every second: the heartbeat, and from the second round on the CPU shares.
     ASSERT_TRUE(
         eventually([&] { return count("agent.alive,") >= 2 && count("cpu.idle,") >= 1; }, std::chrono::seconds(30)))
@@ -270,12 +273,7 @@ TEST(SourceHost, RunTakesTheIntervalOfAGroupFromTheRegistry) {
                                                 "registryaddr = \"" + registry.url() + "\"\n");
     BackgroundProcess agent({kAgent, "run", "-f", config}, dir.path());
     const std::string file = dir / "out/metrics.lp";
-    auto count = [&](const std::string& prefix) {
-        std::size_t n = 0;
-        for (const std::string& line : lines(readFile(file)))
-            n += line.rfind(prefix, 0) == 0 ? 1 : 0;
-        return n;
-    };
+    auto count = [&file](const std::string& prefix) { return linesStartingWith(file, prefix); };
     // Hourly, alive would show once in this test; the registry's CPU interval makes it every second.
     ASSERT_TRUE(eventually([&] { return count("agent.alive,ns=ops,") >= 3; }, std::chrono::seconds(60)))
         << readFile(dir / "log/agent.log") << readFile(file);

@@ -4,7 +4,6 @@
 #include "EventLine.h"
 #include "HealthDirectory.h"
 #include "NodeFile.h"
-#include "RetryDelay.h"
 #include "TestSupport.h"
 
 #include <Poco/File.h>
@@ -225,20 +224,6 @@ TEST(ArgusNodeFile, WritableDirectoryIsCreatedAndLeftEmpty) {
     ensureWritableDirectory(dir / "root/host/health");
     EXPECT_TRUE(std::filesystem::is_directory(dir / "root/host/health"));
     EXPECT_TRUE(std::filesystem::is_empty(dir / "root/host/health"));
-}
-
-TEST(ArgusRetryDelay, GrowsExponentiallyWithJitterUpToTheCap) {
-    using std::chrono::milliseconds;
-    RetryDelay delay(milliseconds(100), milliseconds(1000));
-    const std::vector<long> bases = {100, 200, 400, 800, 1000, 1000, 1000};
-    for (const long base : bases) {
-        const long next = delay.next().count();
-        EXPECT_GE(next, base / 2);
-        EXPECT_LE(next, base);
-    }
-    EXPECT_EQ(delay.attempts(), bases.size());
-    delay.reset();
-    EXPECT_LE(delay.next().count(), 100);
 }
 
 TEST(ArgusEventLine, PlainValuesStayBareAndOthersAreQuotedOnOneLine) {

@@ -1,9 +1,10 @@
 // Backoff, TaskScheduler and PidFile: the small services the core gives every module.
-#include "Backoff.h"
 #include "PidFile.h"
 #include "TaskScheduler.h"
 
 #include "TestSupport.h"
+
+#include <agent/Backoff.h>
 
 #include <gtest/gtest.h>
 

@@ -41,6 +41,11 @@ using Batch = std::vector<Metric>;
 // A single-valued point, the shape the Go agent and its plugins use: field "value".
 Metric makePoint(std::string ns, std::string name, FieldValue value, std::int64_t timestamp);
 
+// Host figures go once to each namespace of the host: moves `points` into `out`, one copy per
+// namespace with `ns` set; a standalone host has no namespace, and its points go out once as
+// they are.
+void appendPerNamespace(Batch& points, const std::vector<std::string>& namespaces, Batch& out);
+
 // Timestamps are seconds; anything outside [kMinTimestamp, kMaxTimestamp) is not a valid
 // timestamp in seconds (0, milliseconds, nanoseconds) and becomes "now".
 inline constexpr std::int64_t kMinTimestamp = 1'000'000'000;

@@ -26,6 +26,21 @@ void Metric::addField(std::string key, FieldValue value) {
     fields.push_back(Field{std::move(key), std::move(value)});
 }
 
+void appendPerNamespace(Batch& points, const std::vector<std::string>& namespaces, Batch& out) {
+    if (namespaces.empty()) {
+        for (Metric& metric : points)
+            out.push_back(std::move(metric));
+        return;
+    }
+    out.reserve(out.size() + points.size() * namespaces.size());
+    for (const std::string& ns : namespaces) {
+        for (const Metric& metric : points) {
+            out.push_back(metric);
+            out.back().ns = ns;
+        }
+    }
+}
+
 Metric makePoint(std::string ns, std::string name, FieldValue value, std::int64_t timestamp) {
     Metric metric;
     // Room for the tags a source adds plus the `host` tag the bus adds, so that adding it does

@@ -1,4 +1,5 @@
-// Exponential backoff with jitter, owned by the core for every retrying writer.
+// Exponential backoff with jitter: the core's sink writers and any module that retries a peer
+// (reporter-argus) wait with it.
 #pragma once
 
 #include <Poco/Timespan.h>

@@ -1,4 +1,4 @@
-#include "Backoff.h"
+#include <agent/Backoff.h>
 
 #include <algorithm>
 #include <cmath>
