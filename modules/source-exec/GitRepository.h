@@ -9,14 +9,14 @@
 // A switch writes a new symlink under a temporary name and rename()s it over the old one. An
 // update removes every version but the new one and the one it replaced (which may be running).
 //
-// Time bounds (libgit2 1.5 has no GIT_OPT_SET_SERVER_TIMEOUT / _CONNECT_TIMEOUT; they came in 1.7):
-// every TCP connection libgit2 opens (git://, http(s)://, ssh://) goes through our own socket
-// stream, which connects non-blocking and waits for every read and write with poll() until the
-// deadline; SSH (libssh2 uses the socket itself) is bounded by a watchdog that shuts the socket
-// down at the deadline; the progress, certificate and credential callbacks abort past it.
-// Not bounded: name resolution (getaddrinfo; resolv.conf's timeout and attempts apply) and the
-// checkout of files to local disk. Waiting for a limiter slot and the splay are not counted.
+// Time bounds: every clone and fetch runs in the git helper process (source-exec-git, see
+// GitTransfer.h), which is killed with its process group at the deadline or when the limiter
+// stops; so name resolution, connects, silent servers and slow transfers are all bounded, over
+// every transport and on every libgit2 version. Waiting for a limiter slot and the splay are not
+// counted. libgit2 runs in the agent itself only to read which commit a checkout holds.
 #pragma once
+
+#include "GitTransferProcess.h"
 
 #include <atomic>
 #include <chrono>
@@ -107,11 +107,11 @@ using GitFetchLimiterPtr = std::unique_ptr<GitFetchLimiter>;
 
 // Clones and updates plugin checkouts (`target` = <pluginsdir>/<ns>/<project>). Thread-safe:
 // operations on one target are serialised, operations on different targets run in parallel up
-// to the limiter's bound. Keeps libgit2 initialised while it lives.
+// to the limiter's bound.
 class GitRepository {
 public:
-    explicit GitRepository(GitFetchLimiter& limiter);
-    ~GitRepository();
+    // `helperPath`: the source-exec-git executable (installed next to the module).
+    GitRepository(GitFetchLimiter& limiter, std::string helperPath);
     GitRepository(const GitRepository&) = delete;
     GitRepository& operator=(const GitRepository&) = delete;
 
@@ -133,6 +133,7 @@ private:
                     std::chrono::milliseconds timeout);
 
     GitFetchLimiter& limiter_;
+    const GitTransferProcess transfer_;
     std::mutex targetsMutex_; // guards targets_
     std::map<std::string, std::shared_ptr<std::mutex>> targets_;
 };

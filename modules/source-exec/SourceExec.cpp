@@ -19,6 +19,8 @@
 #include <Poco/NumberParser.h>
 
 #include <ctime>
+#include <dlfcn.h>
+#include <unistd.h>
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,6 +48,15 @@ const agent::ConfigSchema kSchema = {
 };
 
 std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// The git helper is installed next to this module's file (modules/source-exec/CMakeLists.txt).
+std::string gitHelperPath() {
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&gitHelperPath), &info) == 0 || info.dli_fname == nullptr) return {};
+    const std::string self = info.dli_fname;
+    const std::size_t slash = self.rfind('/');
+    return (slash == std::string::npos ? std::string(".") : self.substr(0, slash)) + "/source-exec-git";
+}
 
 struct Plugin {
     std::string ns;
@@ -88,6 +99,10 @@ public:
         if (user_.empty() || user_ == "root" || user_ == "0") errors.add(config, "pluginsuser", "plugins never run as root");
         if (branch_.empty()) errors.add(config, "branch", "must not be empty");
         if (cloneTimeout_ < 1) errors.add(config, "clone_timeout", "must be at least 1 second");
+        gitHelper_ = gitHelperPath();
+        if (gitHelper_.empty() || ::access(gitHelper_.c_str(), X_OK) != 0)
+            errors.add("source-exec: the git helper " + (gitHelper_.empty() ? "source-exec-git" : gitHelper_) +
+                       " is missing or not executable (it is installed next to the module's file)");
         if (parallelClones_ < 1 || parallelClones_ > 64) errors.add(config, "max_parallel_clones", "must be between 1 and 64");
         if (cloneSplay_ < 0) errors.add(config, "clone_splay", "must not be negative");
         if (stdoutCap_ < 1024) errors.add(config, "stdout_cap", "must be at least 1024 bytes");
@@ -102,7 +117,7 @@ public:
         context_ = &context;
         limiter_ = std::make_unique<agent::exec::GitFetchLimiter>(
             static_cast<unsigned>(parallelClones_), std::chrono::milliseconds(static_cast<long>(cloneSplay_ * 1000)));
-        repository_ = std::make_unique<agent::exec::GitRepository>(*limiter_);
+        repository_ = std::make_unique<agent::exec::GitRepository>(*limiter_, gitHelper_);
         disabled_ = std::make_unique<agent::exec::DisabledPlugins>(context.stateDir() + "/disabled.json",
                                                                    std::chrono::seconds(disableTtl_));
         if (std::string error = disabled_->load(); !error.empty()) context.logger().warning(error);
@@ -502,6 +517,7 @@ private:
     agent::exec::PluginRunner runner_;
     std::unique_ptr<agent::exec::GitFetchLimiter> limiter_;
     std::unique_ptr<agent::exec::GitRepository> repository_;
+    std::string gitHelper_; // source-exec-git next to this module
     std::unique_ptr<agent::exec::DisabledPlugins> disabled_;
     agent::TaskId syncTask_ = 0;
 

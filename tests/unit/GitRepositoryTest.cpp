@@ -49,7 +49,7 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 class GitRepositoryTest : public ::testing::Test {
 protected:
     GitFetchLimiter limiter_{2, 0ms};
-    GitRepository git_{limiter_};
+    GitRepository git_{limiter_, AGENT_GIT_HELPER};
     GitServer server_;
     TempDir plugins_;
     std::string target_ = plugins_ / "ns1/demo";

@@ -1,0 +1,299 @@
+// Clone and update with libgit2's public API (see GitTransfer.h). Runs in the git helper
+// process, one operation per process, so process-wide libgit2 options are ours to set.
+#include "GitTransfer.h"
+
+#include <git2.h>
+
+#include <array>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <unistd.h>
+
+namespace agent::exec {
+
+namespace {
+
+template <typename T, void (*Free)(T*)> struct GitFree {
+    void operator()(T* p) const { Free(p); }
+};
+using RepositoryPtr = std::unique_ptr<git_repository, GitFree<git_repository, git_repository_free>>;
+using RemotePtr = std::unique_ptr<git_remote, GitFree<git_remote, git_remote_free>>;
+using ConfigPtr = std::unique_ptr<git_config, GitFree<git_config, git_config_free>>;
+using ObjectPtr = std::unique_ptr<git_object, GitFree<git_object, git_object_free>>;
+
+std::string lastGitError() {
+    const git_error* e = git_error_last();
+    return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+std::string oidHex(const git_oid& oid) {
+    // Large enough for a SHA-256 id too, without naming a version's size macro.
+    char text[80];
+    git_oid_tostr(text, sizeof text, &oid);
+    return text;
+}
+
+std::optional<std::string> headCommit(git_repository* repo) {
+    git_oid oid;
+    if (git_reference_name_to_id(&oid, repo, "HEAD") != 0) return std::nullopt;
+    return oidHex(oid);
+}
+
+// Remotes are made without url.<base>.insteadOf rewriting: the agent passes the URL it means,
+// and libgit2 1.5's insteadOf lookup leaks pcre2 match data on every config entry it does not
+// match (fixed upstream by libgit2 PR #6382, not in Debian's 1.5.1).
+int createRemote(git_remote** out, git_repository* repo, const char* name, const char* url) {
+    git_remote_create_options options = GIT_REMOTE_CREATE_OPTIONS_INIT;
+    options.repository = repo;
+    options.name = name;
+    options.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
+    return git_remote_create_with_opts(out, url, &options);
+}
+
+int remoteForClone(git_remote** out, git_repository* repo, const char* name, const char* url, void*) {
+    return createRemote(out, repo, name, url);
+}
+
+// A failure detected by us rather than by libgit2.
+TransferResult outcome(TransferResult::Outcome kind, std::string text) {
+    TransferResult result;
+    result.outcome = kind;
+    result.error = std::move(text);
+    return result;
+}
+
+} // namespace
+
+// The remote callbacks of one operation: each aborts once the deadline passed, and the first of
+// each kind reports a stage.
+struct GitTransfer::Callbacks {
+    const GitTransfer& owner;
+    int sshAttempt = 0;
+    bool receiving = false; // the first transfer progress was reported
+    bool aborted = false;   // a callback stopped the operation at the deadline
+    bool noKey = false;     // SSH asked for a key and none was accepted
+
+    void install(git_remote_callbacks& callbacks) {
+        callbacks.transfer_progress = &Callbacks::onTransfer;
+        callbacks.sideband_progress = &Callbacks::onSideband;
+        callbacks.certificate_check = &Callbacks::onCertificate;
+        callbacks.credentials = &Callbacks::onCredentials;
+        callbacks.payload = this;
+    }
+    int abortIfLate() {
+        if (Clock::now() < owner.deadline_) return 0;
+        aborted = true;
+        return -1;
+    }
+    static int onTransfer(const git_indexer_progress* progress, void* payload) {
+        auto* self = static_cast<Callbacks*>(payload);
+        if (!self->receiving) {
+            self->receiving = true;
+            self->owner.stage_("receiving " + std::to_string(progress->total_objects) + " objects");
+        }
+        return self->abortIfLate();
+    }
+    static int onSideband(const char*, int, void* payload) { return static_cast<Callbacks*>(payload)->abortIfLate(); }
+    static int onCertificate(git_cert*, int, const char* host, void* payload) {
+        auto* self = static_cast<Callbacks*>(payload);
+        self->owner.stage_(std::string("checking the certificate of ") + (host ? host : "the server"));
+        // Keep libgit2's own verdict (CA store for TLS, known_hosts for SSH); only add the deadline.
+        const int abort = self->abortIfLate();
+        return abort ? abort : GIT_PASSTHROUGH;
+    }
+    // SSH: the ssh-agent when there is one, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa in turn.
+    static int onCredentials(git_credential** out, const char*, const char* user, unsigned int allowed, void* payload) {
+        auto* self = static_cast<Callbacks*>(payload);
+        if (const int abort = self->abortIfLate()) return abort;
+        self->owner.stage_("authenticating");
+        const char* name = user && *user ? user : "git";
+        if (allowed & GIT_CREDENTIAL_USERNAME) return git_credential_username_new(out, name);
+        if (!(allowed & GIT_CREDENTIAL_SSH_KEY)) return GIT_PASSTHROUGH;
+        while (self->sshAttempt < 4) {
+            const int attempt = self->sshAttempt++;
+            if (attempt == 0) {
+                if (std::getenv("SSH_AUTH_SOCK")) return git_credential_ssh_key_from_agent(out, name);
+                continue;
+            }
+            static const std::array<const char*, 3> keys{"id_ed25519", "id_ecdsa", "id_rsa"};
+            const char* home = std::getenv("HOME");
+            const std::string key = std::string(home ? home : "/root") + "/.ssh/" + keys[attempt - 1];
+            if (::access(key.c_str(), R_OK) == 0)
+                return git_credential_ssh_key_new(out, name, nullptr, key.c_str(), nullptr);
+        }
+        // libgit2 reports a callback's -1 as a user error; this text replaces its generic one.
+        self->noKey = true;
+        return -1;
+    }
+};
+
+GitTransfer::GitTransfer(Clock::time_point deadline, std::function<void(const std::string&)> stage)
+    : deadline_(deadline), stage_(std::move(stage)) {
+    if (git_libgit2_init() < 0) throw std::runtime_error("libgit2 init failed: " + lastGitError());
+}
+
+GitTransfer::~GitTransfer() {
+    git_libgit2_shutdown();
+}
+
+bool GitTransfer::libraryHasServerTimeouts() {
+#ifdef AGENT_LIBGIT2_HAS_SERVER_TIMEOUTS
+    return true;
+#else
+    return false;
+#endif
+}
+
+// Where libgit2 has them (1.7+, found by CMake), its own connect and read/write timeouts end a
+// silent server at the deadline with libgit2's message; elsewhere the agent's kill does.
+void GitTransfer::applyServerTimeouts() const {
+#ifdef AGENT_LIBGIT2_HAS_SERVER_TIMEOUTS
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+    const int ms = static_cast<int>(std::max<long long>(1, std::min<long long>(left, 24LL * 3600 * 1000)));
+    git_libgit2_opts(GIT_OPT_SET_SERVER_CONNECT_TIMEOUT, ms);
+    git_libgit2_opts(GIT_OPT_SET_SERVER_TIMEOUT, ms);
+#endif
+}
+
+TransferResult GitTransfer::failed(const std::string& action) const {
+    // A timeout of libgit2's own lands at the deadline; a callback's abort just after it.
+    if (Clock::now() + std::chrono::milliseconds(100) >= deadline_)
+        return outcome(TransferResult::Outcome::TimedOut, action + ": " + lastGitError());
+    return outcome(TransferResult::Outcome::Failed, action + ": " + lastGitError());
+}
+
+TransferResult GitTransfer::clone(const std::string& url, const std::string& branch, const std::string& destination) {
+    applyServerTimeouts();
+    Callbacks callbacks{*this};
+    git_clone_options options = GIT_CLONE_OPTIONS_INIT;
+    options.checkout_branch = branch.c_str();
+    options.remote_cb = remoteForClone;
+    options.fetch_opts.proxy_opts.type = GIT_PROXY_AUTO;
+    callbacks.install(options.fetch_opts.callbacks);
+    stage_("connecting to " + url);
+    git_repository* raw = nullptr;
+    const int rc = git_clone(&raw, url.c_str(), destination.c_str(), &options);
+    RepositoryPtr repo(raw);
+    if (rc != 0) {
+        if (callbacks.aborted) return outcome(TransferResult::Outcome::TimedOut, "deadline passed");
+        if (callbacks.noKey)
+            return outcome(TransferResult::Outcome::Failed,
+                           "no ssh key was accepted (ssh-agent, ~/.ssh/id_ed25519, id_ecdsa, id_rsa)");
+        const std::string message = lastGitError();
+        if (rc == GIT_ENOTFOUND && message.find("refs/remotes/origin/" + branch) != std::string::npos)
+            return outcome(TransferResult::Outcome::BranchNotFound, "branch " + branch + " not found in " + url);
+        return failed("git clone of " + url);
+    }
+    const std::optional<std::string> head = headCommit(repo.get());
+    if (!head) return outcome(TransferResult::Outcome::Failed, "git clone of " + url + ": no HEAD commit after the clone");
+    TransferResult result;
+    result.outcome = TransferResult::Outcome::Changed;
+    result.commit = *head;
+    return result;
+}
+
+TransferResult GitTransfer::update(const std::string& url, const std::string& branch, const std::string& current,
+                                   const std::string& destination) {
+    applyServerTimeouts();
+    git_repository* rawCurrent = nullptr;
+    if (git_repository_open_ext(&rawCurrent, current.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0)
+        return outcome(TransferResult::Outcome::Failed, "cannot open " + current + ": " + lastGitError());
+    RepositoryPtr currentRepo(rawCurrent);
+    const std::optional<std::string> currentCommit = headCommit(currentRepo.get());
+    currentRepo.reset();
+    if (!currentCommit) return outcome(TransferResult::Outcome::Failed, current + " has no HEAD commit");
+
+    // 1. Where is the branch on the server? (A detached remote: no repository, no config.)
+    Callbacks callbacks{*this};
+    git_remote_callbacks remoteCallbacks = GIT_REMOTE_CALLBACKS_INIT;
+    callbacks.install(remoteCallbacks);
+    git_proxy_options proxy = GIT_PROXY_OPTIONS_INIT;
+    proxy.type = GIT_PROXY_AUTO;
+    git_remote* rawRemote = nullptr;
+    if (git_remote_create_detached(&rawRemote, url.c_str()) != 0) return failed("git fetch of " + url);
+    RemotePtr remote(rawRemote);
+    stage_("connecting to " + url);
+    if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &remoteCallbacks, &proxy, nullptr) != 0)
+        return callbacks.aborted ? outcome(TransferResult::Outcome::TimedOut, "deadline passed")
+                                 : failed("git fetch of " + url);
+    const git_remote_head** heads = nullptr;
+    std::size_t count = 0;
+    if (git_remote_ls(&heads, &count, remote.get()) != 0) return failed("git fetch of " + url);
+    const std::string wanted = "refs/heads/" + branch;
+    std::optional<std::string> remoteCommit;
+    for (std::size_t i = 0; i < count; ++i)
+        if (wanted == heads[i]->name) remoteCommit = oidHex(heads[i]->oid);
+    git_remote_disconnect(remote.get());
+    remote.reset();
+    if (!remoteCommit)
+        return outcome(TransferResult::Outcome::BranchNotFound, "branch " + branch + " not found in " + url);
+    if (*remoteCommit == *currentCommit) {
+        TransferResult result;
+        result.outcome = TransferResult::Outcome::Unchanged;
+        result.commit = *remoteCommit;
+        return result;
+    }
+
+    // 2. A local clone of the current version, without a checkout: its objects are hard links,
+    // so the fetch below only transfers what is new.
+    stage_("copying " + current);
+    git_clone_options local = GIT_CLONE_OPTIONS_INIT;
+    local.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
+    git_repository* rawFresh = nullptr;
+    if (git_clone(&rawFresh, current.c_str(), destination.c_str(), &local) != 0)
+        return failed("local copy of " + current + " into " + destination);
+    RepositoryPtr fresh(rawFresh);
+
+    // 3. The branch from the server into the copy.
+    git_remote* rawFetch = nullptr;
+    if (createRemote(&rawFetch, fresh.get(), nullptr, url.c_str()) != 0) return failed("git fetch of " + url);
+    RemotePtr fetchRemote(rawFetch);
+    git_fetch_options fetchOptions = GIT_FETCH_OPTIONS_INIT;
+    fetchOptions.proxy_opts.type = GIT_PROXY_AUTO;
+    fetchOptions.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+    callbacks.install(fetchOptions.callbacks);
+    std::string spec = "+" + wanted + ":refs/remotes/origin/" + branch;
+    char* specs[] = {spec.data()};
+    const git_strarray refspecs{specs, 1};
+    stage_("fetching " + branch + " from " + url);
+    if (git_remote_fetch(fetchRemote.get(), &refspecs, &fetchOptions, "agent plugin update") != 0)
+        return callbacks.aborted ? outcome(TransferResult::Outcome::TimedOut, "deadline passed")
+                                 : failed("git fetch of " + url);
+    fetchRemote.reset();
+
+    // 4. The local branch moved to what was fetched (the server may have moved again since the
+    // listing: take what the fetch brought), and its files written.
+    git_oid fetched;
+    if (git_reference_name_to_id(&fetched, fresh.get(), ("refs/remotes/origin/" + branch).c_str()) != 0)
+        return failed("fetched " + branch + " is missing in " + destination);
+    git_object* rawTarget = nullptr;
+    if (git_object_lookup(&rawTarget, fresh.get(), &fetched, GIT_OBJECT_COMMIT) != 0)
+        return failed("fetched commit " + oidHex(fetched));
+    ObjectPtr target(rawTarget);
+    git_reference* branchRef = nullptr;
+    if (git_reference_create(&branchRef, fresh.get(), wanted.c_str(), &fetched, 1, "agent plugin update") != 0)
+        return failed("moving " + branch + " in " + destination);
+    git_reference_free(branchRef);
+    if (git_repository_set_head(fresh.get(), wanted.c_str()) != 0) return failed("HEAD of " + destination);
+    stage_("checking out " + oidHex(fetched));
+    git_checkout_options checkout = GIT_CHECKOUT_OPTIONS_INIT;
+    checkout.checkout_strategy = GIT_CHECKOUT_FORCE;
+    if (git_reset(fresh.get(), target.get(), GIT_RESET_HARD, &checkout) != 0)
+        return failed("checkout of " + branch + " into " + destination);
+    target.reset();
+
+    git_config* rawConfig = nullptr;
+    if (git_repository_config(&rawConfig, fresh.get()) != 0) return failed("configuring origin in " + destination);
+    ConfigPtr config(rawConfig);
+    if (git_config_set_string(config.get(), "remote.origin.url", url.c_str()) != 0 ||
+        git_config_set_string(config.get(), "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*") != 0)
+        return failed("configuring origin in " + destination);
+    TransferResult result;
+    result.outcome = TransferResult::Outcome::Changed;
+    result.commit = oidHex(fetched);
+    return result;
+}
+
+} // namespace agent::exec

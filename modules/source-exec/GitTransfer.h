@@ -1,0 +1,59 @@
+// The network side of a plugin checkout, as the git helper process (source-exec-git) runs it:
+// a clone of one branch into a fresh directory, or an update that checks whether the branch
+// moved and, when it did, makes a new checkout next to the current one. Only libgit2's public
+// API; nothing here knows the layout of <pluginsdir> (GitRepository does).
+//
+// Why a separate process: libgit2 bounds nothing in 1.5 and 1.6, and from 1.7 on only each
+// connect and each read or write (GIT_OPT_SET_SERVER_CONNECT_TIMEOUT / _SERVER_TIMEOUT), never
+// a name lookup or a transfer that trickles. A helper that the agent kills at the deadline
+// bounds all of them on every version, and leaves nothing half-done in the agent (see
+// docs/ARCHITECTURE.md, "Plugins"). Inside the helper the deadline still aborts libgit2's
+// callbacks and sets its server timeouts where it has them, so most operations end on their
+// own with a precise message before the kill.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace agent::exec {
+
+struct TransferResult {
+    enum class Outcome { Changed, Unchanged, BranchNotFound, TimedOut, Failed };
+    Outcome outcome = Outcome::Failed;
+    std::string commit; // hex id of the checked-out (or current remote) commit
+    std::string error;  // for BranchNotFound, TimedOut, Failed
+};
+
+class GitTransfer {
+public:
+    using Clock = std::chrono::steady_clock;
+    // `stage` hears what the operation is doing ("connecting to ...", "receiving objects ..."), so
+    // that whoever kills the helper can say where it hung.
+    GitTransfer(Clock::time_point deadline, std::function<void(const std::string&)> stage);
+    ~GitTransfer();
+    GitTransfer(const GitTransfer&) = delete;
+    GitTransfer& operator=(const GitTransfer&) = delete;
+
+    // Clones `branch` of `url` into `destination` (which must not exist) and checks it out.
+    TransferResult clone(const std::string& url, const std::string& branch, const std::string& destination);
+    // Asks `url` for the head of `branch`; Unchanged when it is `current`'s HEAD. Otherwise makes
+    // `destination` a local clone of `current` (objects hard-linked, no network), fetches the
+    // branch into it from `url`, checks out the fetched commit and points origin at `url`.
+    // `current` itself is only read: a process killed half-way leaves it as it was.
+    TransferResult update(const std::string& url, const std::string& branch, const std::string& current,
+                          const std::string& destination);
+
+    // Whether this libgit2 bounds connects and reads itself (1.7 and later); for the log.
+    static bool libraryHasServerTimeouts();
+
+private:
+    struct Callbacks;
+    TransferResult failed(const std::string& action) const;
+    void applyServerTimeouts() const;
+
+    const Clock::time_point deadline_;
+    const std::function<void(const std::string&)> stage_;
+};
+
+} // namespace agent::exec
