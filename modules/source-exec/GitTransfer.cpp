@@ -157,11 +157,18 @@ void GitTransfer::applyServerTimeouts() const {
 #endif
 }
 
-TransferResult GitTransfer::failed(const std::string& action) const {
-    // A timeout of libgit2's own lands at the deadline; a callback's abort just after it.
-    if (Clock::now() + std::chrono::milliseconds(100) >= deadline_)
-        return outcome(TransferResult::Outcome::TimedOut, action + ": " + lastGitError());
-    return outcome(TransferResult::Outcome::Failed, action + ": " + lastGitError());
+// A libgit2 call failed during `step` (empty for the transfer itself: the helper's caller names
+// it). `callbacks` (of the connection, if any) may know better than libgit2's message.
+TransferResult GitTransfer::failed(const Callbacks* callbacks, const std::string& step) const {
+    // Our own abort at the deadline: the caller says where the operation was.
+    if (callbacks && callbacks->aborted) return outcome(TransferResult::Outcome::TimedOut, "");
+    if (callbacks && callbacks->noKey)
+        return outcome(TransferResult::Outcome::Failed,
+                       "no ssh key was accepted (ssh-agent, ~/.ssh/id_ed25519, id_ecdsa, id_rsa)");
+    const std::string text = step.empty() ? lastGitError() : step + ": " + lastGitError();
+    // A timeout of libgit2's own lands at the deadline.
+    if (Clock::now() + std::chrono::milliseconds(100) >= deadline_) return outcome(TransferResult::Outcome::TimedOut, text);
+    return outcome(TransferResult::Outcome::Failed, text);
 }
 
 TransferResult GitTransfer::clone(const std::string& url, const std::string& branch, const std::string& destination) {
@@ -177,14 +184,10 @@ TransferResult GitTransfer::clone(const std::string& url, const std::string& bra
     const int rc = git_clone(&raw, url.c_str(), destination.c_str(), &options);
     RepositoryPtr repo(raw);
     if (rc != 0) {
-        if (callbacks.aborted) return outcome(TransferResult::Outcome::TimedOut, "deadline passed");
-        if (callbacks.noKey)
-            return outcome(TransferResult::Outcome::Failed,
-                           "no ssh key was accepted (ssh-agent, ~/.ssh/id_ed25519, id_ecdsa, id_rsa)");
         const std::string message = lastGitError();
         if (rc == GIT_ENOTFOUND && message.find("refs/remotes/origin/" + branch) != std::string::npos)
             return outcome(TransferResult::Outcome::BranchNotFound, "branch " + branch + " not found in " + url);
-        return failed("git clone of " + url);
+        return failed(&callbacks, "");
     }
     const std::optional<std::string> head = headCommit(repo.get());
     if (!head) return outcome(TransferResult::Outcome::Failed, "git clone of " + url + ": no HEAD commit after the clone");
@@ -206,21 +209,21 @@ TransferResult GitTransfer::update(const std::string& url, const std::string& br
     if (!currentCommit) return outcome(TransferResult::Outcome::Failed, current + " has no HEAD commit");
 
     // 1. Where is the branch on the server? (A detached remote: no repository, no config.)
-    Callbacks callbacks{*this};
+    // Each connection has callbacks of its own (an SSH key tried on one is tried on the next too).
+    Callbacks listing{*this};
     git_remote_callbacks remoteCallbacks = GIT_REMOTE_CALLBACKS_INIT;
-    callbacks.install(remoteCallbacks);
+    listing.install(remoteCallbacks);
     git_proxy_options proxy = GIT_PROXY_OPTIONS_INIT;
     proxy.type = GIT_PROXY_AUTO;
     git_remote* rawRemote = nullptr;
-    if (git_remote_create_detached(&rawRemote, url.c_str()) != 0) return failed("git fetch of " + url);
+    if (git_remote_create_detached(&rawRemote, url.c_str()) != 0) return failed(nullptr, "");
     RemotePtr remote(rawRemote);
     stage_("connecting to " + url);
     if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &remoteCallbacks, &proxy, nullptr) != 0)
-        return callbacks.aborted ? outcome(TransferResult::Outcome::TimedOut, "deadline passed")
-                                 : failed("git fetch of " + url);
+        return failed(&listing, "");
     const git_remote_head** heads = nullptr;
     std::size_t count = 0;
-    if (git_remote_ls(&heads, &count, remote.get()) != 0) return failed("git fetch of " + url);
+    if (git_remote_ls(&heads, &count, remote.get()) != 0) return failed(&listing, "listing the branches");
     const std::string wanted = "refs/heads/" + branch;
     std::optional<std::string> remoteCommit;
     for (std::size_t i = 0; i < count; ++i)
@@ -243,53 +246,53 @@ TransferResult GitTransfer::update(const std::string& url, const std::string& br
     local.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
     git_repository* rawFresh = nullptr;
     if (git_clone(&rawFresh, current.c_str(), destination.c_str(), &local) != 0)
-        return failed("local copy of " + current + " into " + destination);
+        return failed(nullptr, "local copy of " + current + " into " + destination);
     RepositoryPtr fresh(rawFresh);
 
     // 3. The branch from the server into the copy.
     git_remote* rawFetch = nullptr;
-    if (createRemote(&rawFetch, fresh.get(), nullptr, url.c_str()) != 0) return failed("git fetch of " + url);
+    if (createRemote(&rawFetch, fresh.get(), nullptr, url.c_str()) != 0) return failed(nullptr, "");
     RemotePtr fetchRemote(rawFetch);
     git_fetch_options fetchOptions = GIT_FETCH_OPTIONS_INIT;
     fetchOptions.proxy_opts.type = GIT_PROXY_AUTO;
     fetchOptions.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-    callbacks.install(fetchOptions.callbacks);
+    Callbacks fetching{*this};
+    fetching.install(fetchOptions.callbacks);
     std::string spec = "+" + wanted + ":refs/remotes/origin/" + branch;
     char* specs[] = {spec.data()};
     const git_strarray refspecs{specs, 1};
     stage_("fetching " + branch + " from " + url);
     if (git_remote_fetch(fetchRemote.get(), &refspecs, &fetchOptions, "agent plugin update") != 0)
-        return callbacks.aborted ? outcome(TransferResult::Outcome::TimedOut, "deadline passed")
-                                 : failed("git fetch of " + url);
+        return failed(&fetching, "");
     fetchRemote.reset();
 
     // 4. The local branch moved to what was fetched (the server may have moved again since the
     // listing: take what the fetch brought), and its files written.
     git_oid fetched;
     if (git_reference_name_to_id(&fetched, fresh.get(), ("refs/remotes/origin/" + branch).c_str()) != 0)
-        return failed("fetched " + branch + " is missing in " + destination);
+        return failed(nullptr, "fetched " + branch + " is missing in " + destination);
     git_object* rawTarget = nullptr;
     if (git_object_lookup(&rawTarget, fresh.get(), &fetched, GIT_OBJECT_COMMIT) != 0)
-        return failed("fetched commit " + oidHex(fetched));
+        return failed(nullptr, "fetched commit " + oidHex(fetched));
     ObjectPtr target(rawTarget);
     git_reference* branchRef = nullptr;
     if (git_reference_create(&branchRef, fresh.get(), wanted.c_str(), &fetched, 1, "agent plugin update") != 0)
-        return failed("moving " + branch + " in " + destination);
+        return failed(nullptr, "moving " + branch + " in " + destination);
     git_reference_free(branchRef);
-    if (git_repository_set_head(fresh.get(), wanted.c_str()) != 0) return failed("HEAD of " + destination);
+    if (git_repository_set_head(fresh.get(), wanted.c_str()) != 0) return failed(nullptr, "HEAD of " + destination);
     stage_("checking out " + oidHex(fetched));
     git_checkout_options checkout = GIT_CHECKOUT_OPTIONS_INIT;
     checkout.checkout_strategy = GIT_CHECKOUT_FORCE;
     if (git_reset(fresh.get(), target.get(), GIT_RESET_HARD, &checkout) != 0)
-        return failed("checkout of " + branch + " into " + destination);
+        return failed(nullptr, "checkout of " + branch + " into " + destination);
     target.reset();
 
     git_config* rawConfig = nullptr;
-    if (git_repository_config(&rawConfig, fresh.get()) != 0) return failed("configuring origin in " + destination);
+    if (git_repository_config(&rawConfig, fresh.get()) != 0) return failed(nullptr, "configuring origin in " + destination);
     ConfigPtr config(rawConfig);
     if (git_config_set_string(config.get(), "remote.origin.url", url.c_str()) != 0 ||
         git_config_set_string(config.get(), "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*") != 0)
-        return failed("configuring origin in " + destination);
+        return failed(nullptr, "configuring origin in " + destination);
     TransferResult result;
     result.outcome = TransferResult::Outcome::Changed;
     result.commit = oidHex(fetched);

@@ -7,7 +7,7 @@
 // connect and each read or write (GIT_OPT_SET_SERVER_CONNECT_TIMEOUT / _SERVER_TIMEOUT), never
 // a name lookup or a transfer that trickles. A helper that the agent kills at the deadline
 // bounds all of them on every version, and leaves nothing half-done in the agent (see
-// docs/ARCHITECTURE.md, "Plugins"). Inside the helper the deadline still aborts libgit2's
+// modules/source-exec/README.md, "Checkout"). Inside the helper the deadline still aborts libgit2's
 // callbacks and sets its server timeouts where it has them, so most operations end on their
 // own with a precise message before the kill.
 #pragma once
@@ -49,7 +49,7 @@ public:
 
 private:
     struct Callbacks;
-    TransferResult failed(const std::string& action) const;
+    TransferResult failed(const Callbacks* callbacks, const std::string& step) const;
     void applyServerTimeouts() const;
 
     const Clock::time_point deadline_;

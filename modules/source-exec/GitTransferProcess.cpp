@@ -261,21 +261,20 @@ TransferResult GitTransferProcess::run(const std::vector<std::string>& arguments
     }
 
     if (!pollError.empty()) return failure(pollError);
-    if (killed) {
+    if (stopped) return failure("agent is stopping");
+    // Killed at the deadline, or the helper's own timeout (libgit2's or its callbacks').
+    const std::string stage = lastStage(errors);
+    auto timedOut = [&](const std::string& detail) {
         TransferResult result;
-        if (stopped) {
-            result.outcome = TransferResult::Outcome::Failed;
-            result.error = "agent is stopping";
-            return result;
-        }
         result.outcome = TransferResult::Outcome::TimedOut;
-        const std::string stage = lastStage(errors);
-        result.error = "timed out after " + describeTimeout(timeout) + (stage.empty() ? "" : " while " + stage);
+        result.error = "timed out after " + describeTimeout(timeout) + (stage.empty() ? "" : " while " + stage) +
+                       (detail.empty() ? "" : " (" + detail + ")");
         return result;
-    }
+    };
+    if (killed) return timedOut({});
     TransferResult result = parseAnswer(answer);
     if (result.outcome == TransferResult::Outcome::TimedOut) {
-        result.error = "timed out after " + describeTimeout(timeout) + " (" + result.error + ")";
+        result = timedOut(result.error);
     } else if (answer.empty()) {
         const std::string said = complaints(errors);
         result.error = "the git helper ended with " + describeStatus(status) + " and no answer" +

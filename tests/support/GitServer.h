@@ -1,13 +1,16 @@
 // Git servers for tests, made with the git CLI: bare repositories in a TempDir whose `release`
 // branch holds an executable `plugin`, served over file:// and, once started, by `git daemon`
-// on a loopback port picked free (stopped by the destructor). Also the two broken peers a
-// client must survive: a closed port, and a listener that accepts and never answers.
+// on a loopback port picked free (stopped by the destructor), or by a real OpenSSH sshd with
+// its own config, host key and client key (SshGitServer). Also the broken peers a client must
+// survive: a closed port, a listener that accepts and never answers, and one that trickles.
 #pragma once
 
 #include "TestSupport.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 namespace Poco::Net {
 class ServerSocket;
@@ -67,6 +70,58 @@ public:
 
 private:
     std::unique_ptr<Poco::Net::ServerSocket> socket_;
+    int port_ = 0;
+};
+
+// A loopback listener that accepts and then sends one byte every `interval`, forever: a transfer
+// that never ends although data keeps arriving (per-read timeouts never fire).
+class TricklingServer {
+public:
+    explicit TricklingServer(std::chrono::milliseconds interval = std::chrono::milliseconds(200));
+    ~TricklingServer();
+    TricklingServer(const TricklingServer&) = delete;
+    TricklingServer& operator=(const TricklingServer&) = delete;
+    int port() const { return port_; }
+
+private:
+    void serve();
+    std::unique_ptr<Poco::Net::ServerSocket> socket_;
+    int port_ = 0;
+    std::chrono::milliseconds interval_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+// OpenSSH's sshd on a loopback port, started by the test with a config file, host key and port of
+// its own, letting one test user (kSshUser, created when missing) in with a throwaway key; the
+// user's commands are the git commands a client asks for (git-upload-pack). Needs root.
+class SshGitServer {
+public:
+    static constexpr const char* kSshUser = "agent-ssh-test";
+    // Why an sshd cannot run here (not root, no sshd, no ssh-keygen), or empty.
+    static std::string unavailableReason();
+
+    SshGitServer();
+    ~SshGitServer(); // stops sshd
+    SshGitServer(const SshGitServer&) = delete;
+    SshGitServer& operator=(const SshGitServer&) = delete;
+
+    int port() const { return port_; }
+    // ssh://agent-ssh-test@127.0.0.1:<port><absolute path of the bare repository>
+    std::string url(const GitServer& server, const std::string& path) const;
+    // A HOME whose .ssh holds the client key (id_ed25519) and a known_hosts entry for this sshd.
+    std::string home() const { return home_.path(); }
+    // Makes `server`'s repositories readable by the ssh user.
+    void share(const GitServer& server, const std::string& path) const;
+    // SIGSTOP / SIGCONT: stopped, sshd's socket still completes TCP handshakes (the kernel's
+    // backlog) but nothing answers: a server that accepts and never speaks.
+    void freeze();
+    void thaw();
+
+private:
+    TempDir dir_;  // config, host key, authorized_keys, logs
+    TempDir home_; // the client's HOME
+    std::unique_ptr<BackgroundProcess> sshd_;
     int port_ = 0;
 };
 

@@ -1,13 +1,27 @@
 // Specification of the plugin manager's git part: which registry addresses give a safe
-// <ns>/<project>, clones and updates against real repositories (file:// and `git daemon`), the
-// atomic switch a running plugin does not notice, real errors (missing branch, refused
-// connection, a server that never answers, a bad URL) and the bound on concurrent fetches.
+// <ns>/<project>, clones and updates against real repositories (file://, `git daemon` and a real
+// sshd), the atomic switch a running plugin does not notice, real errors (missing branch,
+// refused connection, a bad URL), the deadline against every way a peer can hang (silent git://,
+// http:// and ssh:// servers, a trickling transfer, a name lookup nobody answers) and the bound
+// on concurrent fetches.
 #include "GitRepository.h"
 #include "GitServer.h"
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -24,6 +38,7 @@ using agent::exec::GitResult;
 using agent::test::contains;
 using agent::test::GitServer;
 using agent::test::readFile;
+using agent::test::SshGitServer;
 using agent::test::TempDir;
 
 namespace {
@@ -45,6 +60,40 @@ bool isExecutable(const std::string& path) {
 double secondsSince(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+
+// Processes running the git helper (none may outlive an operation).
+int helperProcesses() {
+    int count = 0;
+    DIR* proc = ::opendir("/proc");
+    if (!proc) return -1;
+    while (const dirent* entry = ::readdir(proc)) {
+        if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+        const std::string cmdline = readFile(std::string("/proc/") + entry->d_name + "/cmdline");
+        if (cmdline.starts_with(AGENT_GIT_HELPER)) ++count;
+    }
+    ::closedir(proc);
+    return count;
+}
+
+// HOME for the git helper (which inherits the environment): where its ssh key and known_hosts are.
+class ScopedHome {
+public:
+    explicit ScopedHome(const std::string& home) {
+        if (const char* old = std::getenv("HOME")) old_ = old;
+        ::setenv("HOME", home.c_str(), 1);
+    }
+    ~ScopedHome() {
+        if (old_.empty())
+            ::unsetenv("HOME");
+        else
+            ::setenv("HOME", old_.c_str(), 1);
+    }
+    ScopedHome(const ScopedHome&) = delete;
+    ScopedHome& operator=(const ScopedHome&) = delete;
+
+private:
+    std::string old_;
+};
 
 class GitRepositoryTest : public ::testing::Test {
 protected:
@@ -227,6 +276,157 @@ TEST_F(GitRepositoryTest, ServerThatAcceptsButNeverAnswersTimesOutWithinTimeoutP
         EXPECT_LT(secondsSince(start), 4.0) << scheme;
         EXPECT_EQ(GitRepository::checkedOutCommit(target_), commit);
     }
+}
+
+TEST_F(GitRepositoryTest, TransferThatTricklesForeverEndsAtTheDeadlineAndSaysWhereItWas) {
+    // Bytes keep coming, so no per-read timeout fires: only the deadline ends it.
+    agent::test::TricklingServer trickle;
+    const std::string url = "git://127.0.0.1:" + std::to_string(trickle.port()) + "/group/demo.git";
+    const auto start = std::chrono::steady_clock::now();
+    const GitResult result = git_.ensure(url, "", target_, 2s);
+    EXPECT_FALSE(result.ok);
+    EXPECT_TRUE(contains(result.error, "git clone of " + url + ": timed out after 2 s while connecting to " + url))
+        << result.error;
+    EXPECT_LT(secondsSince(start), 4.0);
+    EXPECT_TRUE(entries(plugins_ / "ns1").empty());
+    EXPECT_EQ(helperProcesses(), 0);
+}
+
+// In a forked child (single-threaded, so it may unshare): a network namespace whose only name
+// server, 127.0.0.1:53, is a socket that never answers, and a clone of a URL whose host must be
+// looked up there. getaddrinfo() alone would wait 2 x 30 s. Returns "<seconds> <error>", or why
+// the setup failed as "setup: ...".
+std::string cloneWithSilentNameServer(const std::string& resolvConf, const std::string& target) {
+    if (::unshare(CLONE_NEWNS | CLONE_NEWNET) != 0) return std::string("setup: unshare: ") + std::strerror(errno);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount(resolvConf.c_str(), "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0)
+        return std::string("setup: mount: ") + std::strerror(errno);
+    const int control = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq loopback{};
+    std::strcpy(loopback.ifr_name, "lo");
+    if (control < 0 || ::ioctl(control, SIOCGIFFLAGS, &loopback) != 0) return "setup: SIOCGIFFLAGS";
+    loopback.ifr_flags |= IFF_UP;
+    if (::ioctl(control, SIOCSIFFLAGS, &loopback) != 0) return "setup: SIOCSIFFLAGS";
+    const int silent = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(53);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (silent < 0 || ::bind(silent, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+        return std::string("setup: bind 127.0.0.1:53: ") + std::strerror(errno);
+
+    GitFetchLimiter limiter(1, 0ms);
+    GitRepository git(limiter, AGENT_GIT_HELPER);
+    const auto start = std::chrono::steady_clock::now();
+    const GitResult result = git.ensure("git://plugins.git.example.com/group/demo.git", "", target, 3s);
+    return std::to_string(secondsSince(start)) + " " + (result.ok ? "cloned" : result.error);
+}
+
+TEST_F(GitRepositoryTest, NameLookupThatNobodyAnswersEndsAtTheDeadline) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (network and mount namespaces)";
+    TempDir dir;
+    agent::test::writeFile(dir / "resolv.conf", "nameserver 127.0.0.1\noptions timeout:30 attempts:2\n");
+    int channel[2];
+    ASSERT_EQ(::pipe2(channel, O_CLOEXEC), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        const std::string said = cloneWithSilentNameServer(dir / "resolv.conf", target_);
+        const ssize_t written = ::write(channel[1], said.data(), said.size());
+        ::_exit(written == static_cast<ssize_t>(said.size()) ? 0 : 1);
+    }
+    ::close(channel[1]);
+    std::string said;
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(channel[0], buffer, sizeof buffer)) > 0;)
+        said.append(buffer, static_cast<std::size_t>(n));
+    ::close(channel[0]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_FALSE(said.starts_with("setup:")) << said;
+    const double seconds = std::stod(said.substr(0, said.find(' ')));
+    const std::string error = said.substr(said.find(' ') + 1);
+    // The lookup, not anything after it, is what hung; it ended at the deadline.
+    EXPECT_TRUE(contains(error, "timed out after 3 s while connecting to git://plugins.git.example.com")) << error;
+    EXPECT_GE(seconds, 2.9);
+    EXPECT_LT(seconds, 5.0);
+    EXPECT_EQ(helperProcesses(), 0);
+}
+
+TEST_F(GitRepositoryTest, CloneAndUpdateOverSshWorkAgainstARealSshd) {
+    if (const std::string reason = SshGitServer::unavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+    SshGitServer ssh;
+    const std::string first = server_.createRepo("group/demo", "#!/bin/sh\necho over ssh\n");
+    ssh.share(server_, "group/demo");
+    const ScopedHome home(ssh.home());
+    const std::string url = ssh.url(server_, "group/demo");
+    const GitResult cloned = git_.ensure(url, "", target_, 20s);
+    ASSERT_TRUE(cloned.ok) << cloned.error;
+    EXPECT_EQ(cloned.commit, first);
+    EXPECT_EQ(readFile(target_ + "/plugin"), "#!/bin/sh\necho over ssh\n");
+
+    const std::string second = server_.commit("group/demo", "plugin", "#!/bin/sh\necho updated over ssh\n");
+    ssh.share(server_, "group/demo");
+    const GitResult updated = git_.update(url, "", target_, 20s);
+    ASSERT_TRUE(updated.ok) << updated.error;
+    EXPECT_TRUE(updated.changed);
+    EXPECT_EQ(updated.commit, second);
+    EXPECT_EQ(readFile(target_ + "/plugin"), "#!/bin/sh\necho updated over ssh\n");
+    const GitResult again = git_.update(url, "", target_, 20s);
+    ASSERT_TRUE(again.ok) << again.error;
+    EXPECT_FALSE(again.changed);
+}
+
+TEST_F(GitRepositoryTest, SshdThatAcceptsAndNeverAnswersEndsAtTheDeadlineForCloneAndFetch) {
+    if (const std::string reason = SshGitServer::unavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+    SshGitServer ssh;
+    const std::string commit = server_.createRepo("group/demo");
+    ssh.share(server_, "group/demo");
+    const ScopedHome home(ssh.home());
+    const std::string url = ssh.url(server_, "group/demo");
+    ASSERT_TRUE(git_.ensure(url, "", target_, 20s).ok);
+
+    ssh.freeze(); // connections complete in the kernel's backlog; sshd never says a word
+    auto start = std::chrono::steady_clock::now();
+    const GitResult fetched = git_.update(url, "", target_, 2s);
+    EXPECT_FALSE(fetched.ok);
+    EXPECT_TRUE(contains(fetched.error, "timed out after 2 s")) << fetched.error;
+    EXPECT_LT(secondsSince(start), 4.0);
+    EXPECT_EQ(GitRepository::checkedOutCommit(target_), commit);
+
+    start = std::chrono::steady_clock::now();
+    const GitResult cloned = git_.ensure(url, "", plugins_ / "ns2/demo", 2s);
+    EXPECT_FALSE(cloned.ok);
+    EXPECT_TRUE(contains(cloned.error, "timed out after 2 s")) << cloned.error;
+    EXPECT_LT(secondsSince(start), 4.0);
+    EXPECT_TRUE(entries(plugins_ / "ns2").empty());
+    EXPECT_EQ(helperProcesses(), 0);
+    ssh.thaw();
+}
+
+TEST_F(GitRepositoryTest, StopEndsARunningCloneAtOnce) {
+    agent::test::SilentServer silent;
+    const std::string url = "git://127.0.0.1:" + std::to_string(silent.port()) + "/group/demo.git";
+    GitResult result;
+    const auto start = std::chrono::steady_clock::now();
+    std::thread clone([&] { result = git_.ensure(url, "", target_, 60s); });
+    std::this_thread::sleep_for(300ms);
+    limiter_.stop();
+    clone.join();
+    EXPECT_FALSE(result.ok);
+    EXPECT_TRUE(contains(result.error, "agent is stopping")) << result.error;
+    EXPECT_LT(secondsSince(start), 2.0);
+    EXPECT_TRUE(entries(plugins_ / "ns1").empty());
+    EXPECT_EQ(helperProcesses(), 0);
+}
+
+TEST_F(GitRepositoryTest, MissingHelperIsAClearError) {
+    GitFetchLimiter limiter(1, 0ms);
+    GitRepository git(limiter, "/nonexistent/source-exec-git");
+    server_.createRepo("group/demo");
+    const GitResult result = git.ensure(server_.fileUrl("group/demo"), "", target_, 5s);
+    EXPECT_FALSE(result.ok);
+    EXPECT_TRUE(contains(result.error, "cannot start the git helper /nonexistent/source-exec-git")) << result.error;
 }
 
 TEST_F(GitRepositoryTest, BadUrlIsAnError) {
