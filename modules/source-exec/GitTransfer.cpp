@@ -3,6 +3,7 @@
 #include "GitTransfer.h"
 
 #include <git2.h>
+#include <libssh2.h>
 
 #include <array>
 #include <cstdlib>
@@ -56,6 +57,81 @@ int remoteForClone(git_remote** out, git_repository* repo, const char* name, con
     return createRemote(out, repo, name, url);
 }
 
+// The port of an ssh:// URL (22 for scp-like addresses and when none is given).
+int sshPort(const std::string& url) {
+    if (!url.starts_with("ssh://")) return 22;
+    const std::size_t hostStart = url.find('@', 6) == std::string::npos ? 6 : url.find('@', 6) + 1;
+    const std::size_t pathStart = url.find('/', hostStart);
+    const std::string authority = url.substr(hostStart, pathStart - hostStart);
+    const std::size_t colon = authority.rfind(':');
+    if (colon == std::string::npos || authority.find(']', colon) != std::string::npos) return 22;
+    try {
+        return std::stoi(authority.substr(colon + 1));
+    } catch (const std::exception&) {
+        return 22;
+    }
+}
+
+int knownHostKeyType(git_cert_ssh_raw_type_t type) {
+    switch (type) {
+    case GIT_CERT_SSH_RAW_TYPE_RSA:
+        return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
+    case GIT_CERT_SSH_RAW_TYPE_DSS:
+        return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
+    case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_256:
+        return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
+    case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_384:
+        return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
+    case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_521:
+        return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
+    case GIT_CERT_SSH_RAW_TYPE_KEY_ED25519:
+        return LIBSSH2_KNOWNHOST_KEY_ED25519;
+    default:
+        return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
+    }
+}
+
+// Checks an SSH server's host key against $HOME/.ssh/known_hosts with libssh2 (the library
+// libgit2's SSH transport uses): libgit2 1.5 and 1.6 accept any host key when asked to decide
+// themselves, 1.7+ check this file. Doing it here makes every version refuse an unknown or
+// changed key, which would otherwise let whoever sits on the path hand plugin code to the host.
+// Returns why the key is refused, or empty.
+std::string checkKnownHost(const std::string& host, int port, const git_cert_hostkey& key) {
+    if (!(key.type & GIT_CERT_SSH_RAW) || key.hostkey == nullptr)
+        return "the host key of " + host + " cannot be checked (libssh2 gave no raw key)";
+    const char* home = std::getenv("HOME");
+    const std::string path = std::string(home ? home : "/") + "/.ssh/known_hosts";
+    libssh2_init(0);
+    LIBSSH2_SESSION* session = libssh2_session_init();
+    LIBSSH2_KNOWNHOSTS* hosts = session ? libssh2_knownhost_init(session) : nullptr;
+    std::string problem;
+    const std::string where = port == 22 ? host : "[" + host + "]:" + std::to_string(port);
+    if (!hosts) {
+        problem = "cannot check the host key of " + where + ": libssh2 is out of memory";
+    } else if (::access(path.c_str(), R_OK) != 0 ||
+               libssh2_knownhost_readfile(hosts, path.c_str(), LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
+        problem = "host key of " + where + " not checked: cannot read " + path;
+    } else {
+        const int mask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | knownHostKeyType(key.raw_type);
+        switch (libssh2_knownhost_checkp(hosts, host.c_str(), port, key.hostkey, key.hostkey_len, mask, nullptr)) {
+        case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+            break;
+        case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
+            problem = "host key of " + where + " does not match " + path + " (the key changed, or someone is in between)";
+            break;
+        case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
+            problem = where + " is not in " + path + " (add its host key, e.g. with ssh-keyscan)";
+            break;
+        default:
+            problem = "cannot check the host key of " + where + " against " + path;
+        }
+    }
+    if (hosts) libssh2_knownhost_free(hosts);
+    if (session) libssh2_session_free(session);
+    libssh2_exit();
+    return problem;
+}
+
 // A failure detected by us rather than by libgit2.
 TransferResult outcome(TransferResult::Outcome kind, std::string text) {
     TransferResult result;
@@ -70,10 +146,12 @@ TransferResult outcome(TransferResult::Outcome kind, std::string text) {
 // each kind reports a stage.
 struct GitTransfer::Callbacks {
     const GitTransfer& owner;
+    int sshPort = 22;       // of the URL, for known_hosts entries of another port
     int sshAttempt = 0;
     bool receiving = false; // the first transfer progress was reported
     bool aborted = false;   // a callback stopped the operation at the deadline
     bool noKey = false;     // SSH asked for a key and none was accepted
+    std::string hostKeyProblem; // why the SSH server's host key was refused
 
     void install(git_remote_callbacks& callbacks) {
         callbacks.transfer_progress = &Callbacks::onTransfer;
@@ -96,12 +174,15 @@ struct GitTransfer::Callbacks {
         return self->abortIfLate();
     }
     static int onSideband(const char*, int, void* payload) { return static_cast<Callbacks*>(payload)->abortIfLate(); }
-    static int onCertificate(git_cert*, int, const char* host, void* payload) {
+    static int onCertificate(git_cert* cert, int valid, const char* host, void* payload) {
         auto* self = static_cast<Callbacks*>(payload);
         self->owner.stage_(std::string("checking the certificate of ") + (host ? host : "the server"));
-        // Keep libgit2's own verdict (CA store for TLS, known_hosts for SSH); only add the deadline.
-        const int abort = self->abortIfLate();
-        return abort ? abort : GIT_PASSTHROUGH;
+        if (const int abort = self->abortIfLate()) return abort;
+        // TLS: libgit2's verdict against the CA store. SSH: ours when libgit2 found no match.
+        if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2 || valid) return GIT_PASSTHROUGH;
+        self->hostKeyProblem =
+            checkKnownHost(host ? host : "", self->sshPort, *reinterpret_cast<const git_cert_hostkey*>(cert));
+        return self->hostKeyProblem.empty() ? 0 : GIT_ECERTIFICATE;
     }
     // SSH: the ssh-agent when there is one, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa in turn.
     static int onCredentials(git_credential** out, const char*, const char* user, unsigned int allowed, void* payload) {
@@ -162,6 +243,8 @@ void GitTransfer::applyServerTimeouts() const {
 TransferResult GitTransfer::failed(const Callbacks* callbacks, const std::string& step) const {
     // Our own abort at the deadline: the caller says where the operation was.
     if (callbacks && callbacks->aborted) return outcome(TransferResult::Outcome::TimedOut, "");
+    if (callbacks && !callbacks->hostKeyProblem.empty())
+        return outcome(TransferResult::Outcome::Failed, callbacks->hostKeyProblem);
     if (callbacks && callbacks->noKey)
         return outcome(TransferResult::Outcome::Failed,
                        "no ssh key was accepted (ssh-agent, ~/.ssh/id_ed25519, id_ecdsa, id_rsa)");
@@ -173,7 +256,7 @@ TransferResult GitTransfer::failed(const Callbacks* callbacks, const std::string
 
 TransferResult GitTransfer::clone(const std::string& url, const std::string& branch, const std::string& destination) {
     applyServerTimeouts();
-    Callbacks callbacks{*this};
+    Callbacks callbacks{*this, sshPort(url)};
     git_clone_options options = GIT_CLONE_OPTIONS_INIT;
     options.checkout_branch = branch.c_str();
     options.remote_cb = remoteForClone;
@@ -210,7 +293,7 @@ TransferResult GitTransfer::update(const std::string& url, const std::string& br
 
     // 1. Where is the branch on the server? (A detached remote: no repository, no config.)
     // Each connection has callbacks of its own (an SSH key tried on one is tried on the next too).
-    Callbacks listing{*this};
+    Callbacks listing{*this, sshPort(url)};
     git_remote_callbacks remoteCallbacks = GIT_REMOTE_CALLBACKS_INIT;
     listing.install(remoteCallbacks);
     git_proxy_options proxy = GIT_PROXY_OPTIONS_INIT;
@@ -256,7 +339,7 @@ TransferResult GitTransfer::update(const std::string& url, const std::string& br
     git_fetch_options fetchOptions = GIT_FETCH_OPTIONS_INIT;
     fetchOptions.proxy_opts.type = GIT_PROXY_AUTO;
     fetchOptions.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-    Callbacks fetching{*this};
+    Callbacks fetching{*this, sshPort(url)};
     fetching.install(fetchOptions.callbacks);
     std::string spec = "+" + wanted + ":refs/remotes/origin/" + branch;
     char* specs[] = {spec.data()};

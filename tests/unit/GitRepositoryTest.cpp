@@ -377,6 +377,29 @@ TEST_F(GitRepositoryTest, CloneAndUpdateOverSshWorkAgainstARealSshd) {
     EXPECT_FALSE(again.changed);
 }
 
+TEST_F(GitRepositoryTest, SshServerWithAnUnknownOrChangedHostKeyIsRefusedOnEveryLibgit2) {
+    if (const std::string reason = SshGitServer::unavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+    SshGitServer ssh;
+    server_.createRepo("group/demo");
+    ssh.share(server_, "group/demo");
+    const ScopedHome home(ssh.home());
+    const std::string url = ssh.url(server_, "group/demo");
+    const std::string knownHosts = ssh.home() + "/.ssh/known_hosts";
+    const std::string where = "[127.0.0.1]:" + std::to_string(ssh.port());
+
+    agent::test::writeFile(knownHosts, "");
+    GitResult result = git_.ensure(url, "", target_, 20s);
+    EXPECT_FALSE(result.ok);
+    EXPECT_TRUE(contains(result.error, where + " is not in " + knownHosts)) << result.error;
+
+    // Someone else's key for this address: what a man in the middle would present.
+    agent::test::writeFile(knownHosts, where + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIGi+H7VOAsJHqh9HYdP5gdIZw/cbVrohFqXbjelSGjZ\n");
+    result = git_.ensure(url, "", target_, 20s);
+    EXPECT_FALSE(result.ok);
+    EXPECT_TRUE(contains(result.error, "host key of " + where + " does not match")) << result.error;
+    EXPECT_FALSE(fs::exists(fs::symlink_status(target_)));
+}
+
 TEST_F(GitRepositoryTest, SshdThatAcceptsAndNeverAnswersEndsAtTheDeadlineForCloneAndFetch) {
     if (const std::string reason = SshGitServer::unavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
     SshGitServer ssh;
