@@ -20,6 +20,7 @@
 
 #include <ctime>
 #include <dlfcn.h>
+#include <filesystem>
 #include <unistd.h>
 #include <functional>
 #include <map>
@@ -49,11 +50,14 @@ const agent::ConfigSchema kSchema = {
 
 std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-// The git helper is installed next to this module's file (modules/source-exec/CMakeLists.txt).
+// The git helper is installed next to this module's file (modules/source-exec/CMakeLists.txt);
+// the module may have been loaded through a symlink, so its real location counts.
 std::string gitHelperPath() {
     Dl_info info{};
     if (dladdr(reinterpret_cast<void*>(&gitHelperPath), &info) == 0 || info.dli_fname == nullptr) return {};
-    const std::string self = info.dli_fname;
+    std::error_code ec;
+    const std::string self = std::filesystem::canonical(info.dli_fname, ec).string();
+    if (ec) return {};
     const std::size_t slash = self.rfind('/');
     return (slash == std::string::npos ? std::string(".") : self.substr(0, slash)) + "/source-exec-git";
 }

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 #include <string>
 #include <sys/stat.h>
@@ -61,15 +62,24 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Processes running the git helper (none may outlive an operation).
+// Git helpers started by this test process (none may outlive an operation). Tests of other
+// processes may run helpers at the same time: only our children count.
 int helperProcesses() {
     int count = 0;
     DIR* proc = ::opendir("/proc");
     if (!proc) return -1;
     while (const dirent* entry = ::readdir(proc)) {
         if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
-        const std::string cmdline = readFile(std::string("/proc/") + entry->d_name + "/cmdline");
-        if (cmdline.starts_with(AGENT_GIT_HELPER)) ++count;
+        const std::string dir = std::string("/proc/") + entry->d_name;
+        const std::string stat = readFile(dir + "/stat");
+        // pid (comm) state ppid ...: the parent is the fourth field, after the closing parenthesis.
+        const std::size_t close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream fields(stat.substr(close + 1));
+        std::string state;
+        pid_t parent = 0;
+        fields >> state >> parent;
+        if (parent == ::getpid() && readFile(dir + "/cmdline").starts_with(AGENT_GIT_HELPER)) ++count;
     }
     ::closedir(proc);
     return count;
