@@ -3,18 +3,22 @@
 // makes raw system calls only and leaves a failure before or at execve() in the parent's memory.
 // The parent then polls stdout, stderr and a pidfd until the plugin exits, the deadline passes or
 // stdout goes over the cap, and cleans up the whole process group before reaping the plugin.
+// On kernels before 5.3/5.11 (see PluginRunner.h) a fallback replaces each missing system call;
+// which one is used is decided once per process by probeKernel().
 #include "PluginRunner.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <system_error>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -23,6 +27,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -66,6 +71,9 @@ using Clock = std::chrono::steady_clock;
 // After SIGKILL to the group the pipes reach EOF at once, unless a descendant left the group and
 // still holds them: this bounds the wait for such a process.
 constexpr std::chrono::milliseconds kDrainLimit{1000};
+// Without a pidfd nothing wakes the runner when the plugin exits: it checks this often, which
+// bounds how late an exit is noticed (a run lasts at most this much longer).
+constexpr std::chrono::milliseconds kExitCheckInterval{20};
 constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
 constexpr std::size_t kChildStackSize = std::size_t{64} * 1024; // the child's few frames before execve()
 constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
@@ -74,6 +82,28 @@ constexpr const char* kDefaultLang = "C.UTF-8";
 // std::strerror is not thread-safe; the category's message is.
 std::string errnoText(const std::string& what, int error) {
     return what + ": " + std::system_category().message(error);
+}
+
+// The symbol of the errors a probe can meet (strerrorname_np needs glibc 2.32), else the text.
+std::string errnoName(int error) {
+    switch (error) {
+    case 0:
+        return "disabled"; // not missing: a caller of PluginRunner(allowed) left it out
+    case ENOSYS:
+        return "ENOSYS";
+    case EINVAL:
+        return "EINVAL";
+    case EPERM:
+        return "EPERM";
+    case EACCES:
+        return "EACCES";
+    case ENOENT:
+        return "ENOENT";
+    case EMFILE:
+        return "EMFILE";
+    default:
+        return std::system_category().message(error);
+    }
 }
 
 class Fd {
@@ -207,7 +237,7 @@ enum ChildStage : int {
     kStageSetsid,
     kStageStdin,
     kStageDup,
-    kStageCloseRange,
+    kStageCloseDescriptors,
     kStageSignals,
     kStageSetgid,
     kStageSetgroups,
@@ -227,7 +257,7 @@ std::string describeChildFailure(const ChildFailure& failure) {
     static constexpr const char* kNames[] = {"setsid",
                                              "open /dev/null",
                                              "dup2",
-                                             "close_range",
+                                             "closing the agent's descriptors",
                                              "sigaction",
                                              "setgid",
                                              "setgroups",
@@ -241,10 +271,27 @@ std::string describeChildFailure(const ChildFailure& failure) {
     return errnoText(std::string("cannot start plugin: ") + kNames[failure.stage], failure.error);
 }
 
+// How the child closes the agent's descriptors: the first way the kernel offers (see
+// probeKernel()); should that one fail after all, the child falls back to the next.
+enum class DescriptorCloser {
+    CloseRangeCloexec, // close_range(CLOSE_RANGE_CLOEXEC): Linux 5.11
+    CloseRange,        // close_range(): Linux 5.9
+    ProcSelfFd,        // close() each descriptor listed in /proc/self/fd
+    UpToLimit,         // close() every number up to the RLIMIT_NOFILE hard limit
+};
+
+DescriptorCloser descriptorCloserFor(const KernelSupport& support) {
+    if (support.closeRangeCloexec) return DescriptorCloser::CloseRangeCloexec;
+    if (support.closeRange) return DescriptorCloser::CloseRange;
+    if (support.procSelfFd) return DescriptorCloser::ProcSelfFd;
+    return DescriptorCloser::UpToLimit;
+}
+
 // Everything the child needs, prepared before the clone (the child must not allocate).
 struct ChildSetup {
     int stdoutFd;
     int stderrFd;
+    DescriptorCloser closer;
     const Identity* identity;
     const char* directory;
     char* const* argv;
@@ -261,6 +308,75 @@ struct KernelSigaction {
 };
 constexpr unsigned long kKernelSigsetSize = sizeof(unsigned long);
 constexpr int kKernelSignals = 64;
+
+// The functions below run in the child (see runChild()): raw system calls, no allocation, no libc
+// function that may take a lock, no sanitizer. Closing a descriptor there touches only the
+// child's copy of the descriptor table (no CLONE_FILES); the child needs none above 2 any more,
+// since it reports a failure through memory.
+
+// Closes every descriptor the child lists in /proc/self/fd above 2. False when /proc cannot be
+// read (not mounted, or hidden), for the caller to fall back.
+__attribute__((no_sanitize("address", "undefined"))) bool closeListedDescriptors() {
+    const long directory = syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (directory < 0) return false;
+    // The kernel lists /proc/self/fd in descriptor order from the directory offset, so closing
+    // descriptors already listed moves none of those still to come: one pass sees them all.
+    alignas(dirent64) char buffer[4096];
+    for (;;) {
+        const long size = syscall(SYS_getdents64, directory, buffer, sizeof buffer);
+        if (size < 0) return false; // the fallback closes `directory` as well
+        if (size == 0) break;
+        for (long offset = 0; offset < size;) {
+            const auto* entry = reinterpret_cast<const dirent64*>(buffer + offset);
+            offset += entry->d_reclen;
+            long fd = 0;
+            bool isNumber = entry->d_name[0] != '\0'; // "." and ".." are not
+            for (const char* c = entry->d_name; isNumber && *c != '\0'; ++c) {
+                isNumber = *c >= '0' && *c <= '9' && fd <= INT_MAX / 10;
+                fd = fd * 10 + (*c - '0');
+            }
+            // close() fails only with EBADF (already gone), or EINTR/EIO after releasing the fd.
+            if (isNumber && fd > 2 && fd != directory) syscall(SYS_close, fd);
+        }
+    }
+    syscall(SYS_close, directory);
+    return true;
+}
+
+// Closes every descriptor number from 3 below the RLIMIT_NOFILE hard limit, which no new
+// descriptor can reach. (One opened before the agent lowered its own hard limit could lie above;
+// the agent never lowers it.) Returns 0 or the errno of prlimit64.
+__attribute__((no_sanitize("address", "undefined"))) int closeUpToLimit() {
+    struct {
+        std::uint64_t current;
+        std::uint64_t maximum;
+    } limit{}; // the kernel's struct rlimit64
+    if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &limit) != 0) return errno;
+    // The kernel keeps the limit at or below fs.nr_open (at most about 2^30).
+    const long end = limit.maximum < INT_MAX ? static_cast<long>(limit.maximum) : long{INT_MAX};
+    for (long fd = 3; fd < end; ++fd)
+        syscall(SYS_close, fd);
+    return 0;
+}
+
+// Leaves the plugin no descriptor of the agent above 2, starting with `closer` and falling back
+// to the next way when one fails. Returns 0 or an errno.
+__attribute__((no_sanitize("address", "undefined"))) int closeAgentDescriptors(DescriptorCloser closer) {
+    switch (closer) {
+    case DescriptorCloser::CloseRangeCloexec:
+        if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+        [[fallthrough]];
+    case DescriptorCloser::CloseRange:
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return 0;
+        [[fallthrough]];
+    case DescriptorCloser::ProcSelfFd:
+        if (closeListedDescriptors()) return 0;
+        [[fallthrough]];
+    case DescriptorCloser::UpToLimit:
+        return closeUpToLimit();
+    }
+    return EINVAL; // not reached: every enumerator is handled
+}
 
 // The child shares the parent's memory (CLONE_VM, like posix_spawn) and the parent's thread waits
 // until execve() or the exit. So the child makes raw system calls only: glibc's setuid() and
@@ -281,8 +397,8 @@ __attribute__((no_sanitize("address", "undefined"))) int runChild(void* argument
     if ((devNull != 0 && syscall(SYS_dup3, devNull, 0, 0) < 0) || syscall(SYS_dup3, setup.stdoutFd, 1, 0) < 0 ||
         syscall(SYS_dup3, setup.stderrFd, 2, 0) < 0)
         fail(kStageDup, errno);
-    // Every other fd of the agent (sockets, files, other runs' pipes) closes at execve().
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) fail(kStageCloseRange, errno);
+    // Every other fd of the agent (sockets, files, other runs' pipes) closes now or at execve().
+    if (const int error = closeAgentDescriptors(setup.closer); error != 0) fail(kStageCloseDescriptors, error);
 
     // The agent ignores SIGPIPE and blocks the termination signals; both would survive execve().
     // All signals are blocked since before the clone: reset the dispositions first, then the mask.
@@ -353,11 +469,81 @@ RunResult notRunnable(std::string reason, Clock::time_point start) {
 }
 
 std::string describeSignal(int signal) {
-    const char* name = sigabbrev_np(signal);
-    return name != nullptr ? "SIG" + std::string(name) : "signal " + std::to_string(signal);
+    // sigabbrev_np() would do this from glibc 2.32 on.
+    static constexpr std::pair<int, const char*> kNames[] = {
+        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},       {SIGQUIT, "SIGQUIT"},   {SIGILL, "SIGILL"},
+        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},     {SIGBUS, "SIGBUS"},     {SIGFPE, "SIGFPE"},
+        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"},     {SIGSEGV, "SIGSEGV"},   {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"},     {SIGTERM, "SIGTERM"},   {SIGCHLD, "SIGCHLD"},
+        {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"},     {SIGTSTP, "SIGTSTP"},   {SIGTTIN, "SIGTTIN"},
+        {SIGTTOU, "SIGTTOU"}, {SIGURG, "SIGURG"},       {SIGXCPU, "SIGXCPU"},   {SIGXFSZ, "SIGXFSZ"},
+        {SIGPROF, "SIGPROF"}, {SIGVTALRM, "SIGVTALRM"}, {SIGWINCH, "SIGWINCH"}, {SIGIO, "SIGIO"},
+        {SIGPWR, "SIGPWR"},   {SIGSYS, "SIGSYS"}};
+    for (const auto& [number, name] : kNames)
+        if (number == signal) return name;
+    if (signal >= SIGRTMIN && signal <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(signal - SIGRTMIN);
+    return "signal " + std::to_string(signal);
+}
+
+// Asks the kernel, without side effects, which of the newer calls it has. Any failure counts as
+// missing: ENOSYS on an old kernel, EINVAL for a flag it does not know, EPERM from a container's
+// seccomp profile.
+KernelSupport probeKernel() {
+    KernelSupport support;
+    // Descriptor ~0U lies above every descriptor table: these close nothing.
+    if (syscall(SYS_close_range, ~0U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        support.closeRangeCloexec = true;
+    else
+        support.closeRangeCloexecError = errno;
+    if (syscall(SYS_close_range, ~0U, ~0U, 0U) == 0)
+        support.closeRange = true;
+    else
+        support.closeRangeError = errno;
+    if (const Fd directory(open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)); directory.valid())
+        support.procSelfFd = true;
+    else
+        support.procSelfFdError = errno;
+    if (const Fd own(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0))); own.valid())
+        support.pidfd = true;
+    else
+        support.pidfdError = errno;
+    return support;
 }
 
 } // namespace
+
+const KernelSupport& PluginRunner::kernelSupport() {
+    static const KernelSupport support = probeKernel();
+    return support;
+}
+
+PluginRunner::PluginRunner(const KernelSupport& allowed) {
+    support_.closeRangeCloexec = support_.closeRangeCloexec && allowed.closeRangeCloexec;
+    support_.closeRange = support_.closeRange && allowed.closeRange;
+    support_.procSelfFd = support_.procSelfFd && allowed.procSelfFd;
+    support_.pidfd = support_.pidfd && allowed.pidfd;
+}
+
+std::string describeKernelSupport(const KernelSupport& support) {
+    if (support.closeRangeCloexec && support.pidfd) return "plugin runner: using close_range and pidfd_open";
+    std::string closing;
+    if (support.closeRangeCloexec) {
+        closing = "using close_range";
+    } else if (support.closeRange) {
+        closing = "close_range without CLOSE_RANGE_CLOEXEC (" + errnoName(support.closeRangeCloexecError) +
+                  "), closing descriptors with close_range in the child";
+    } else {
+        closing = "close_range unavailable (" + errnoName(support.closeRangeError) + "), closing descriptors ";
+        closing += support.procSelfFd ? "by walking /proc/self/fd"
+                                      : "one by one up to the RLIMIT_NOFILE hard limit (/proc/self/fd unreadable: " +
+                                            errnoName(support.procSelfFdError) + ")";
+    }
+    const std::string watching = support.pidfd ? "using pidfd_open"
+                                               : "pidfd_open unavailable (" + errnoName(support.pidfdError) +
+                                                     "), watching plugins by polling waitid every " +
+                                                     std::to_string(kExitCheckInterval.count()) + " ms";
+    return "plugin runner: " + closing + "; " + watching;
+}
 
 RunResult PluginRunner::run(const RunRequest& request) {
     const Clock::time_point start = Clock::now();
@@ -410,8 +596,14 @@ RunResult PluginRunner::run(const RunRequest& request) {
         if (auto problem = setNonBlocking(*fd)) return notRunnable(std::move(*problem), start);
     }
     ChildFailure failure;
-    const ChildSetup setup{stdoutWrite.get(), stderrWrite.get(), &identity, request.directory.c_str(),
-                           argv.data(),       envp.data(),       &failure};
+    const ChildSetup setup{stdoutWrite.get(),
+                           stderrWrite.get(),
+                           descriptorCloserFor(support_),
+                           &identity,
+                           request.directory.c_str(),
+                           argv.data(),
+                           envp.data(),
+                           &failure};
     const std::unique_ptr<char[]> childStack = std::make_unique<char[]>(kChildStackSize);
 
     // --- start ---
@@ -450,8 +642,12 @@ RunResult PluginRunner::run(const RunRequest& request) {
         return result;
     };
 
-    const Fd pidFd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-    if (!pidFd.valid()) return fail(errnoText("pidfd_open", errno));
+    // Without a pidfd (Linux before 5.3) the loop checks for the exit every kExitCheckInterval.
+    Fd pidFd;
+    if (support_.pidfd) {
+        pidFd = Fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+        if (!pidFd.valid()) return fail(errnoText("pidfd_open", errno));
+    }
 
     // --- watch ---
     const Clock::time_point deadline = start + request.timeout;
@@ -498,7 +694,7 @@ RunResult PluginRunner::run(const RunRequest& request) {
             errIndex = static_cast<int>(count);
             fds[count++] = {stderrRead.get(), POLLIN, 0};
         }
-        if (!exited) {
+        if (!exited && pidFd.valid()) {
             pidIndex = static_cast<int>(count);
             fds[count++] = {pidFd.get(), POLLIN, 0};
         }
@@ -509,6 +705,10 @@ RunResult PluginRunner::run(const RunRequest& request) {
             waitMs = static_cast<int>(std::min<long long>(left, INT_MAX));
         } else if (!(killSent && !exited)) {
             waitMs = 0;
+        }
+        if (!exited && !pidFd.valid()) {
+            constexpr int kCheckMs = static_cast<int>(kExitCheckInterval.count());
+            waitMs = waitMs < 0 ? kCheckMs : std::min(waitMs, kCheckMs);
         }
         const int ready = poll(fds, count, waitMs);
         if (ready < 0) {
@@ -543,7 +743,8 @@ RunResult PluginRunner::run(const RunRequest& request) {
                 return fail(errnoText("read of the plugin's stderr", errno));
             }
         }
-        if (pidIndex >= 0 && fds[pidIndex].revents != 0) {
+        const bool mayHaveExited = !exited && (!pidFd.valid() || fds[pidIndex].revents != 0);
+        if (mayHaveExited) {
             siginfo_t state{};
             if (waitid(P_PID, static_cast<id_t>(pid), &state, WEXITED | WNOHANG | WNOWAIT) != 0) {
                 if (errno != EINTR) return fail(errnoText("waitid", errno));

@@ -9,7 +9,14 @@
 // only) and never installs signal handlers. Logs nothing: everything comes back in the RunResult.
 //
 // Limit: a plugin's descendant that leaves the process group (setsid/setpgid) escapes the kill;
-// only a cgroup could hold it. Linux only (pidfd_open, close_range: kernel 5.9 or later).
+// only a cgroup could hold it.
+//
+// Linux 4.18 or later. Newer calls are used when the kernel has them and replaced by equivalents
+// with the same guarantees when it does not (probed once per process, see kernelSupport()):
+// the agent's descriptors are closed for the plugin with close_range(CLOSE_RANGE_CLOEXEC) (5.11),
+// else close_range() (5.9), else by walking /proc/self/fd, else by closing every descriptor up to
+// the RLIMIT_NOFILE hard limit; the plugin's exit wakes the runner through a pidfd (5.3), else
+// the runner checks for it with waitid(WNOWAIT) every 20 ms.
 #pragma once
 
 #include <chrono>
@@ -56,11 +63,39 @@ struct RunResult {
 // The registry's parameter string as argv: split on whitespace, no quoting, no expansion.
 std::vector<std::string> splitParameters(const std::string& parameters);
 
-// Stateless: run() may be called from several threads at once. It reports every failure in the
-// RunResult (system call failures included, with errno text) and throws only std::bad_alloc.
+// What the running kernel offers the runner; each call that is missing has a fallback.
+struct KernelSupport {
+    bool closeRangeCloexec = false; // close_range(CLOSE_RANGE_CLOEXEC): Linux 5.11
+    bool closeRange = false;        // close_range() without flags: Linux 5.9
+    bool procSelfFd = false;        // /proc/self/fd can be listed (/proc mounted and readable)
+    bool pidfd = false;             // pidfd_open(): Linux 5.3
+    // For each one missing, the probe's errno (ENOSYS: no such call; EINVAL: unknown flag).
+    int closeRangeCloexecError = 0;
+    int closeRangeError = 0;
+    int procSelfFdError = 0;
+    int pidfdError = 0;
+};
+
+// Holds nothing but the (constant) kernel support it uses: run() may be called from several
+// threads at once. It reports every failure in the RunResult (system call failures included,
+// with errno text) and throws only std::bad_alloc.
 class PluginRunner {
 public:
+    // Probed on first use, once per process (thread-safe).
+    static const KernelSupport& kernelSupport();
+
+    PluginRunner() = default;
+    // Uses only what both `allowed` and kernelSupport() offer: tests force the fallbacks with it.
+    explicit PluginRunner(const KernelSupport& allowed);
+
     RunResult run(const RunRequest& request);
+
+private:
+    KernelSupport support_ = kernelSupport();
 };
+
+// One line for the log saying what the runner uses, e.g. "plugin runner: using close_range and
+// pidfd_open", or which fallback replaces a missing call and why.
+std::string describeKernelSupport(const KernelSupport& support = PluginRunner::kernelSupport());
 
 } // namespace agent::exec

@@ -119,6 +119,8 @@ public:
 
     void start(agent::Context& context) override {
         context_ = &context;
+        // Once per start: which kernel calls the runner uses, and which fallbacks replace missing ones.
+        context.logger().information(agent::exec::describeKernelSupport());
         limiter_ = std::make_unique<agent::exec::GitFetchLimiter>(
             static_cast<unsigned>(parallelClones_), std::chrono::milliseconds(static_cast<long>(cloneSplay_ * 1000)));
         repository_ = std::make_unique<agent::exec::GitRepository>(*limiter_, gitHelper_);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
 
 using namespace agent::test;
 
@@ -104,6 +105,31 @@ TEST(ExecPlugin, ChangedPeriodReschedulesAndARemovedPluginStops) {
     ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "log/agent.log"), "plugin ops/tick left the registry"); },
                            std::chrono::seconds(60)))
         << readFile(dir / "log/agent.log");
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
+}
+
+TEST(ExecPlugin, MissingGitHelperIsNamedByAgentCheckAndTheKernelFallbacksAreLoggedAtStart) {
+    TempDir dir;
+    GitServer git;
+    RegistryFixture registry;
+    // A module directory holding copies of the modules but not the helper next to them.
+    const std::string modules = dir / "modules";
+    std::filesystem::create_directories(modules);
+    for (const char* module : {"source-exec.so", "sink-file.so"})
+        std::filesystem::copy_file(std::string(AGENT_MODULE_DIR) + "/" + module, modules + "/" + module);
+    const std::string broken = writeAgentConfig(dir, modules, "[\"source-exec\", \"sink-file\"]",
+                                                "[sink-file]\npath = \"" + dir / "metrics.lp" + "\"\n",
+                                                "registryaddr = \"" + registry.url() + "\"\n");
+    const CommandResult check = runCommand({kAgent, "check", "-f", broken});
+    EXPECT_NE(check.exitCode, 0);
+    EXPECT_TRUE(contains(check.out + check.err, "the git helper " + modules + "/source-exec-git is missing"))
+        << check.out << check.err;
+
+    // With the real module directory the agent starts and says which kernel calls plugins get.
+    BackgroundProcess agent({kAgent, "run", "-f", config(dir, registry, git)}, dir.path());
+    ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "log/agent.log"), "plugin runner: "); }))
+        << readFile(dir / "log/agent.log") << agent.err();
     agent.signal(SIGTERM);
     EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
 }

@@ -2,6 +2,11 @@
 // tests/fixtures/plugins/ are copied as `plugin` into fresh folders (0755, so that `nobody` can
 // use them) and run as `nobody`. forking_sleeper.c is compiled with `cc` at run time. Must run as
 // root (switching to the plugins user needs it); skipped otherwise.
+//
+// The fallbacks for kernels without close_range or pidfd_open run here in two ways: tests that
+// restrict a runner to less than the kernel offers (PluginRunner(allowed)), and the whole suite
+// under tests/tools/seccomp_enosys (ctest: PluginRunnerWithoutCloseRangeAndPidfdOpen), which makes
+// both calls fail with ENOSYS and sets AGENT_TEST_EXPECT_FALLBACKS=1.
 #include "PluginRunner.h"
 #include "TestSupport.h"
 
@@ -10,25 +15,36 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/close_range.h>
 #include <pwd.h>
+#include <sched.h>
 #include <set>
 #include <signal.h>
 #include <sstream>
 #include <string>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 #include <vector>
 
 namespace fs = std::filesystem;
+using agent::exec::describeKernelSupport;
+using agent::exec::KernelSupport;
 using agent::exec::PluginRunner;
 using agent::exec::RunRequest;
 using agent::exec::RunResult;
@@ -163,6 +179,61 @@ bool noZombieChildren() {
     return (rc != 0 && errno == ECHILD) || (rc == 0 && info.si_pid == 0);
 }
 
+// Descriptors of the agent that no plugin may get: opened without close-on-exec, a file, a socket
+// pair, and a copy just below the soft RLIMIT_NOFILE, so that a way of closing that stops early
+// fails the test as well. Closed at destruction.
+class InheritableDescriptors {
+public:
+    InheritableDescriptors() {
+        keep(open("/dev/null", O_RDONLY), "open /dev/null");
+        int pair[2];
+        check(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), "socketpair");
+        fds_.insert(fds_.end(), {pair[0], pair[1]});
+        rlimit limit{};
+        check(getrlimit(RLIMIT_NOFILE, &limit), "getrlimit");
+        keep(fcntl(fds_.front(), F_DUPFD, static_cast<int>(limit.rlim_cur) - 1), "fcntl(F_DUPFD) near the limit");
+    }
+    ~InheritableDescriptors() {
+        for (int fd : fds_)
+            close(fd);
+    }
+    InheritableDescriptors(const InheritableDescriptors&) = delete;
+    InheritableDescriptors& operator=(const InheritableDescriptors&) = delete;
+
+private:
+    static int check(int rc, const char* what) {
+        if (rc < 0) throw std::system_error(errno, std::generic_category(), what);
+        return rc;
+    }
+    void keep(int fd, const char* what) { fds_.push_back(check(fd, what)); }
+    std::vector<int> fds_;
+};
+
+// What a runner restricted to `allowed` uses (what PluginRunner(allowed) computes), for messages.
+KernelSupport effectiveSupport(const KernelSupport& allowed) {
+    KernelSupport support = PluginRunner::kernelSupport();
+    support.closeRangeCloexec = support.closeRangeCloexec && allowed.closeRangeCloexec;
+    support.closeRange = support.closeRange && allowed.closeRange;
+    support.procSelfFd = support.procSelfFd && allowed.procSelfFd;
+    support.pidfd = support.pidfd && allowed.pidfd;
+    return support;
+}
+
+KernelSupport everything() {
+    KernelSupport support;
+    support.closeRangeCloexec = support.closeRange = support.procSelfFd = support.pidfd = true;
+    return support;
+}
+
+// Kernel version as major * 1000 + minor, from uname.
+int kernelVersion() {
+    utsname name{};
+    if (uname(&name) != 0) throw std::system_error(errno, std::generic_category(), "uname");
+    int major = 0, minor = 0;
+    if (std::sscanf(name.release, "%d.%d", &major, &minor) != 2) throw std::runtime_error(name.release);
+    return major * 1000 + minor;
+}
+
 class PluginRunnerTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -229,15 +300,68 @@ TEST_F(PluginRunnerTest, EnvironmentIsExactlyPathHomeLangNamespaceAndPlugin) {
 }
 
 TEST_F(PluginRunnerTest, PluginGetsOnlyStdinStdoutAndStderr) {
-    // An fd of the agent without close-on-exec must not reach the plugin; ls itself opens 3.
-    const int leaked = open("/dev/null", O_RDONLY);
-    ASSERT_GE(leaked, 3);
+    // Fds of the agent without close-on-exec must not reach the plugin; ls itself opens 3.
+    const InheritableDescriptors leaked;
     RunRequest request = requestFor(installPlugin(dir_, "ls", "/bin/ls"));
     request.args = {"/proc/self/fd"};
     const RunResult result = runner_.run(request);
-    close(leaked);
     ASSERT_EQ(result.status, RunStatus::Ok) << describe(result);
     EXPECT_EQ(result.output, "0\n1\n2\n3\n");
+}
+
+TEST_F(PluginRunnerTest, EveryWayOfClosingTheAgentsDescriptorsLeavesThePluginOnlyStdinStdoutAndStderr) {
+    const InheritableDescriptors leaked;
+    RunRequest request = requestFor(installPlugin(dir_, "ls", "/bin/ls"));
+    request.args = {"/proc/self/fd"};
+    // From close_range(CLOSE_RANGE_CLOEXEC) down to closing every number up to the hard limit.
+    KernelSupport allowed = everything();
+    for (bool* taken :
+         {static_cast<bool*>(nullptr), &allowed.closeRangeCloexec, &allowed.closeRange, &allowed.procSelfFd}) {
+        if (taken != nullptr) *taken = false;
+        SCOPED_TRACE(describeKernelSupport(effectiveSupport(allowed)));
+        const RunResult result = PluginRunner(allowed).run(request);
+        ASSERT_EQ(result.status, RunStatus::Ok) << describe(result);
+        EXPECT_EQ(result.output, "0\n1\n2\n3\n");
+    }
+}
+
+// A child process of the test loses /proc (a mount namespace of its own without it) while its
+// runner still starts with the /proc walk (probed before): the runner's child must then close
+// every number up to the hard limit. The plugin lists its fds through a proc mounted elsewhere.
+TEST_F(PluginRunnerTest, ChildThatCannotReadProcClosesEveryDescriptorUpToTheLimit) {
+    const std::string folder = installPlugin(dir_, "ls", "/bin/ls");
+    const std::string scratch = scratchFolder(dir_);
+    const std::string otherProc = scratch + "/proc";
+    fs::create_directories(otherProc);
+    makeReadable(otherProc);
+    const std::string outputFile = scratch + "/output";
+    ASSERT_TRUE(PluginRunner::kernelSupport().procSelfFd);
+    const InheritableDescriptors leaked;
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            mount("proc", otherProc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0 ||
+            umount2("/proc", MNT_DETACH) != 0)
+            _exit(errno == EPERM ? 20 : 10);
+        if (open("/proc/self/fd", O_RDONLY | O_DIRECTORY) >= 0) _exit(11);
+        KernelSupport allowed;
+        allowed.procSelfFd = true;
+        RunRequest request = requestFor(folder);
+        request.args = {otherProc + "/self/fd"};
+        const RunResult result = PluginRunner(allowed).run(request);
+        FILE* out = fopen(outputFile.c_str(), "w");
+        if (out == nullptr) _exit(12);
+        fputs((result.status == RunStatus::Ok ? result.output : describe(result)).c_str(), out);
+        fclose(out);
+        _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 20) GTEST_SKIP() << "no permission to unshare the mount namespace or mount proc";
+    ASSERT_EQ(WEXITSTATUS(status), 0) << "10: cannot hide /proc, 11: /proc still readable, 12: cannot write";
+    EXPECT_EQ(agent::test::readFile(outputFile), "0\n1\n2\n3\n");
 }
 
 TEST_F(PluginRunnerTest, PluginStartsWithNoSignalBlockedOrIgnored) {
@@ -429,6 +553,43 @@ TEST_F(PluginRunnerTest, ForkingPluginIgnoringSigtermTimesOutAndLeavesNoProcessB
     EXPECT_LE(waitpid(-1, &status, WNOHANG), 0);
 }
 
+TEST_F(PluginRunnerTest, WithoutPidfdAnExitIsNoticedAtOnceAndTimedOutForkingPluginsLeaveNothingBehind) {
+    KernelSupport allowed = everything();
+    allowed.pidfd = false;
+    PluginRunner runner(allowed);
+    const RunResult hello = runner.run(requestFor(installFixture(dir_, "hello.sh")));
+    ASSERT_EQ(hello.status, RunStatus::Ok) << describe(hello);
+    EXPECT_EQ(hello.output, kHelloOutput);
+    EXPECT_LT(hello.duration, 1s);
+    const RunResult exit3 = runner.run(requestFor(installFixture(dir_, "exit3.sh")));
+    EXPECT_EQ(exit3.reason, "exit code 3");
+
+    const std::string folder = sleeperFolder();
+    constexpr int kThreads = 2;
+    constexpr int kRunsPerThread = 50;
+    std::vector<std::string> problems(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            RunRequest request = requestFor(folder);
+            request.timeout = 20ms;
+            request.killGrace = 20ms;
+            for (int i = 0; i < kRunsPerThread; ++i) {
+                const RunResult result = runner.run(request);
+                if (result.status != RunStatus::Timeout && problems[t].empty()) problems[t] = describe(result);
+            }
+        });
+    }
+    for (std::thread& thread : threads)
+        thread.join();
+    for (const std::string& problem : problems)
+        EXPECT_EQ(problem, "");
+    EXPECT_EQ(childrenOfUs(), std::vector<pid_t>{});
+    EXPECT_TRUE(noZombieChildren());
+    EXPECT_TRUE(agent::test::eventually([&] { return processesRunning(folder + "/plugin").empty(); }, 5s))
+        << processesRunning(folder + "/plugin").size() << " sleepers left";
+}
+
 TEST_F(PluginRunnerTest, LeftoverChildrenOfAnExitedPluginAreKilledWithoutHangingTheRun) {
     RunRequest request = requestFor(installFixture(dir_, "leftover.sh"));
     request.killGrace = 5s;
@@ -587,5 +748,64 @@ TEST_F(PluginRunnerTest, AgentWithOnlySetuidSetgidKillCapabilitiesRunsPluginsAsP
     EXPECT_EQ(lines[0], std::to_string(plugins.pw_uid));
     for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapAmb"})
         EXPECT_TRUE(std::find(lines.begin(), lines.end(), std::string(set) + ":\t0000000000000000") != lines.end())
-            << set << " not empty in:\n" << agent::test::readFile(outputFile);
+            << set << " not empty in:\n"
+            << agent::test::readFile(outputFile);
+}
+
+TEST(PluginRunnerKernelSupport, RunnerFindsWhatTheKernelOffersAndFallsBackWhereACallIsMissing) {
+    const KernelSupport& support = PluginRunner::kernelSupport();
+    const char* expectFallbacks = std::getenv("AGENT_TEST_EXPECT_FALLBACKS");
+    if (expectFallbacks != nullptr && std::string(expectFallbacks) == "1") {
+        // Under tests/tools/seccomp_enosys close_range,pidfd_open: the filter is really there ...
+        errno = 0;
+        EXPECT_EQ(syscall(SYS_close_range, ~0U, ~0U, 0U), -1);
+        EXPECT_EQ(errno, ENOSYS);
+        // ... and the runner saw it.
+        EXPECT_FALSE(support.closeRangeCloexec);
+        EXPECT_EQ(support.closeRangeCloexecError, ENOSYS);
+        EXPECT_FALSE(support.closeRange);
+        EXPECT_EQ(support.closeRangeError, ENOSYS);
+        EXPECT_TRUE(support.procSelfFd);
+        EXPECT_FALSE(support.pidfd);
+        EXPECT_EQ(support.pidfdError, ENOSYS);
+        EXPECT_EQ(describeKernelSupport(),
+                  "plugin runner: close_range unavailable (ENOSYS), closing descriptors by walking /proc/self/fd; "
+                  "pidfd_open unavailable (ENOSYS), watching plugins by polling waitid every 20 ms");
+        return;
+    }
+    // Without the filter: what this kernel has. Older kernels may have had calls backported.
+    const int version = kernelVersion();
+    if (version >= 5011) {
+        EXPECT_TRUE(support.closeRangeCloexec) << support.closeRangeCloexecError;
+        EXPECT_EQ(describeKernelSupport(), "plugin runner: using close_range and pidfd_open");
+    }
+    if (version >= 5009) {
+        EXPECT_TRUE(support.closeRange) << support.closeRangeError;
+    }
+    if (version >= 5003) {
+        EXPECT_TRUE(support.pidfd) << support.pidfdError;
+    }
+    EXPECT_TRUE(support.procSelfFd) << support.procSelfFdError;
+    // Each answer is the call's own.
+    errno = 0;
+    EXPECT_EQ(syscall(SYS_close_range, ~0U, ~0U, CLOSE_RANGE_CLOEXEC) == 0, support.closeRangeCloexec) << errno;
+}
+
+TEST(PluginRunnerKernelSupport, DescriptionNamesEachFallbackAndWhyItIsUsed) {
+    KernelSupport support = everything();
+    EXPECT_EQ(describeKernelSupport(support), "plugin runner: using close_range and pidfd_open");
+    support.closeRangeCloexec = false;
+    support.closeRangeCloexecError = EINVAL;
+    EXPECT_EQ(describeKernelSupport(support), "plugin runner: close_range without CLOSE_RANGE_CLOEXEC (EINVAL), "
+                                              "closing descriptors with close_range in the child; using pidfd_open");
+    support.closeRange = false;
+    support.closeRangeError = EPERM;
+    support.procSelfFd = false;
+    support.procSelfFdError = ENOENT;
+    support.pidfd = false;
+    support.pidfdError = ENOSYS;
+    EXPECT_EQ(describeKernelSupport(support),
+              "plugin runner: close_range unavailable (EPERM), closing descriptors one by one up to the "
+              "RLIMIT_NOFILE hard limit (/proc/self/fd unreadable: ENOENT); pidfd_open unavailable (ENOSYS), "
+              "watching plugins by polling waitid every 20 ms");
 }
