@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make package-test`: what `make package` made, installed the way an operator installs it, on a
 # minimal Debian root that has never seen the build (debootstrap, minbase, from the archive this
-# machine's apt uses). The pristine root is cached as $1/package-test/debian-root.tar.
+# machine's apt uses; scripts/debian-root.sh). The pristine root is cached as
+# $1/package-test/debian-root.tar.
 #
 #   1. the tarball, unpacked into the pristine root's /opt: its libraries resolve inside the tarball
 #      (the root has no Poco, no libgit2), `agent check` and `agent once` work from any directory;
@@ -36,51 +37,13 @@ tarball=$out/$name-$version-linux-$arch.tar.gz
 for file in "$deb" "$dev_deb" "$tarball"; do [[ -f $file ]] || fail "$file is missing: run make package"; done
 
 # --- the root ----------------------------------------------------------------------------------
-unmount_all() {
-  local mount
-  for mount in dev/pts dev sys proc; do
-    if mountpoint -q "$root/$mount" 2>/dev/null; then umount -l "$root/$mount" || true; fi
-  done
-}
-cleanup() {
-  unmount_all
-  # Never delete through a mount that is still there.
-  if grep -q " $root/" /proc/mounts; then
-    say "mounts under $root remain; not deleting it"
-  else
-    rm -rf "$root"
-  fi
-}
-trap cleanup EXIT
-cleanup
-mkdir -p "$test_dir"
-
+. scripts/debian-root.sh
+trap 'debian_root_close "$root" || true' EXIT
+debian_root_close "$root" || fail "cannot remove the last run's $root"
 suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-mirror() { # the first Debian archive apt is configured with
-  local uri
-  uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n1 || true)
-  [[ -n $uri ]] || uri=$(grep -hs '^deb ' /etc/apt/sources.list | awk '{print $2}' | grep -v security | head -n1 || true)
-  echo "${uri:-http://deb.debian.org/debian}"
-}
-if [[ ! -f $cache ]]; then
-  archive=$(mirror)
-  say "making a minimal Debian $suite root from $archive (once; cached in $cache)"
-  rm -rf "$root.new"
-  if ! debootstrap --variant=minbase "$suite" "$root.new" "$archive" >"$test_dir/debootstrap.log" 2>&1; then
-    tail -n 5 "$test_dir/debootstrap.log" >&2
-    rm -rf "$root.new"
-    fail "debootstrap could not make a Debian root from $archive (log: $test_dir/debootstrap.log); this test needs the Debian archive"
-  fi
-  tar -C "$root.new" -cf "$cache.new" . && mv "$cache.new" "$cache"
-  rm -rf "$root.new"
-fi
-mkdir -p "$root"
-tar -C "$root" -xf "$cache"
-mount -t proc proc "$root/proc"
-mount --bind /sys "$root/sys"
-mount --bind /dev "$root/dev"
-cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
-in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+debian_root_cache "$suite" "$cache" || fail "this test needs the Debian archive"
+debian_root_open "$cache" "$root" || fail "cannot set up $root"
+in_root() { in_debian_root "$root" "$@"; }
 has() { grep -q -- "$2" <<<"$1"; }
 # Waits up to 30 s until FILE has a line matching PATTERN, or the process PID is gone.
 wait_for_line() { # PID PATTERN FILE
@@ -119,6 +82,12 @@ check "tarball: agent version names $version and the module ABI ($version_line)"
 check "tarball: agent check on its own config" in_root "/opt/$top/agent" check
 once=$(in_root /bin/sh -c "cd /tmp && /opt/$top/agent once")
 check "tarball: agent once from another directory prints interface figures" has "$once" '^net\.in,'
+# The git helper is a program of its own: its libgit2 (absent from the root) must come from the
+# tarball too. Called without arguments it prints its usage and exits 2, having loaded them all.
+helper_status=0
+in_root "/opt/$top/lib/$name/modules/source-exec-git" >/dev/null 2>"$test_dir/helper.log" || helper_status=$?
+check "tarball: the git helper runs with the tarball's libraries (exit $helper_status: $(head -c 120 "$test_dir/helper.log"))" \
+  bash -c "[[ $helper_status -eq 2 ]] && grep -q '^usage: source-exec-git' '$test_dir/helper.log'"
 ln -s "/opt/$top/agent" "$root/usr/local/bin/agent-tarball"
 check "tarball: the run script works through a symlink" in_root agent-tarball check
 
@@ -144,6 +113,7 @@ for module in "$build"/modules/*.so; do
   [[ -e $module ]] || continue
   check "module $(basename "$module") installed" test -f "$root/usr/lib/$name/modules/$(basename "$module")"
 done
+check "the git helper is installed next to the modules" test -x "$root/usr/lib/$name/modules/source-exec-git"
 check "agent check on the installed config" in_root agent check
 once=$(in_root agent once)
 check "agent once prints interface figures" has "$once" '^net\.in,'

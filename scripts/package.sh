@@ -48,7 +48,8 @@ cp README.md packaging/copyright "$root/"
 # glibc's own libraries come from the target system, whose glibc must be new enough (the report
 # says how new); every other library the binaries need is shipped.
 glibc_sonames='^(ld-linux.*|libc|libm|libmvec|libpthread|libdl|librt|libresolv|libutil|libanl|libnsl|libBrokenLocale|libc_malloc_debug|libthread_db|libnss_[a-z]+)\.so(\.[0-9]+)*$'
-ours=("$root/bin/agent" "$root"/lib/"$name"/modules/*.so "$root"/lib/libagent_sdk.so.*)
+# The modules directory also holds helper executables of modules (source-exec-git).
+ours=("$root/bin/agent" "$root"/lib/"$name"/modules/* "$root"/lib/libagent_sdk.so.*)
 for binary in "${ours[@]}"; do
   # ldd names every library of the closure; libagent_sdk is ours and already in lib/.
   while read -r soname arrow path _; do
@@ -97,7 +98,7 @@ done
 for library in "$root"/lib/*.so*; do [[ -L $library ]] || patchelf --set-rpath '$ORIGIN' "$library"; done
 for library in "$root"/lib/fallback/*/*.so*; do [[ -e $library ]] && patchelf --set-rpath '$ORIGIN/../..' "$library"; done
 patchelf --set-rpath '$ORIGIN/../lib' "$root/bin/agent"
-for module in "$root"/lib/"$name"/modules/*.so; do patchelf --set-rpath '$ORIGIN/../..' "$module"; done
+for module in "$root"/lib/"$name"/modules/*; do patchelf --set-rpath '$ORIGIN/../..' "$module"; done
 
 cat >"$root/agent" <<'SCRIPT'
 #!/bin/sh
