@@ -18,7 +18,8 @@ namespace {
 
 const std::vector<std::string> kCoreSections = {"agent", "output", "log", "modules"};
 
-// Module kinds are name prefixes (DESIGN §1); a section named like this configures a module.
+// Module kinds are name prefixes (docs/ARCHITECTURE.md §4.5); a section named like this configures
+// a module.
 bool looksLikeModule(const std::string& name) {
     for (const char* prefix : {"source-", "sink-", "api-", "reporter-"}) {
         if (name.rfind(prefix, 0) == 0) return true;

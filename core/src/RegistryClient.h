@@ -1,4 +1,4 @@
-// The registry ("tree") client, compatible with lodastack/registry (DESIGN §6.1): which
+// The registry ("tree") client, compatible with lodastack/registry (docs/ARCHITECTURE.md §9): which
 // namespaces this host belongs to and, per namespace, what to collect. Every reply is the
 // envelope {"httpstatus": 200, "data": ..., "msg": ""}. A `file://` address reads one JSON file
 // instead: {"namespaces": {"ns": "id", ...}, "resources": {"ns": [{...}, ...]}}.

@@ -1,6 +1,7 @@
-// The JSON of the Argus master contract (DESIGN §6.5): the registration and report bodies the
-// reporter sends, the node object the master answers with (also what node.json holds), and the
-// health objects read from files. Parsing outside input ends in a value or ArgusProtocolError.
+// The JSON of the Argus master contract (docs/ARCHITECTURE.md §13): the registration and report
+// bodies the reporter sends, the node object the master answers with (also what node.json holds),
+// and the health objects read from files. Parsing outside input ends in a value or
+// ArgusProtocolError.
 #pragma once
 
 #include "ArgusSettings.h"

@@ -1,8 +1,9 @@
-// The reporter's work (DESIGN §6.5): register the node with the Argus master, then report its
-// health every interval; register again when the master forgot the node (404 on a report) or the
-// host's address changed; back off with jitter while the master is down. Runs on a thread of its
-// own, so a slow or absent master never holds up the rest of the agent, and stops promptly: a
-// stop during a wait ends the wait; a request in flight is bounded by the request timeout.
+// The reporter's work (docs/ARCHITECTURE.md §13): register the node with the Argus master, then
+// report its health every interval; register again when the master forgot the node (404 on a
+// report) or the host's address changed; back off with jitter while the master is down. Runs on a
+// thread of its own, so a slow or absent master never holds up the rest of the agent, and stops
+// promptly: a stop during a wait ends the wait; a request in flight is bounded by the request
+// timeout.
 //
 // Touches the master (HTTP), `<root>/<hostname>/node.json` (written after each registration) and
 // `<root>/<hostname>/health/` (read at each report). Logs one key=value line per event.

@@ -1,6 +1,6 @@
 // The reporter's settings, as Argus deployments give them: environment variables first, the
-// module's config section as a fallback (DESIGN §6.5), and the node identity (env, user,
-// instance) in the documented order: the variables, a saved node.json, the host name.
+// module's config section as a fallback (docs/ARCHITECTURE.md §13), and the node identity (env,
+// user, instance) in the documented order: the variables, a saved node.json, the host name.
 //
 // Pure functions of what they are given: the module reads the environment and the section, the
 // tests pass maps.

@@ -1,4 +1,4 @@
-// HTTP to the Argus master (DESIGN §6.5): POST /api/v1/master/nodes registers, PUT
+// HTTP to the Argus master (docs/ARCHITECTURE.md §13): POST /api/v1/master/nodes registers, PUT
 // /api/v1/master/nodes/{id}/status reports. One short-lived connection per request (one request a
 // minute needs no keep-alive, and a restarted master is then never a stale connection). Touches
 // only the network; never sleeps, never retries: the reporter owns the backoff.

@@ -1,9 +1,9 @@
-// reporter-argus: registers this host as a node with an Argus master and reports its health
-// (the health files other components drop in `<root>/<hostname>/health/`, plus the agent's own
-// module health) every interval, as the Argus agent did (DESIGN §6.5). Settings come from the
+// reporter-argus: registers this host as a node with an Argus master and reports its health (the
+// health files other components drop in `<root>/<hostname>/health/`, plus the agent's own module
+// health) every interval, as the Argus agent did (docs/ARCHITECTURE.md §13). Settings come from the
 // environment, with the [reporter-argus] section as a fallback. The work (HTTP, backoff, node.json,
-// health files) lives in ArgusReporter; this file holds the config table, start-up checks and
-// the wiring to the agent.
+// health files) lives in ArgusReporter; this file holds the config table, start-up checks and the
+// wiring to the agent.
 #include "ArgusReporter.h"
 #include "ArgusSettings.h"
 #include "EventLine.h"

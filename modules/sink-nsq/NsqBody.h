@@ -1,6 +1,7 @@
-// The bodies of the messages sink-nsq publishes: the Go agent's JSON batch (DESIGN §6.4) or
-// InfluxDB line protocol, one message per (namespace, chunk), each chunk as large as the message
-// limit allows. A point that alone does not fit a message is dropped and counted.
+// The bodies of the messages sink-nsq publishes: the Go agent's JSON batch
+// (docs/ARCHITECTURE.md §15) or InfluxDB line protocol, one message per (namespace, chunk), each
+// chunk as large as the message limit allows. A point that alone does not fit a message is dropped
+// and counted.
 #pragma once
 
 #include <agent/LineProtocol.h>

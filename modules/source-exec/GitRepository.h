@@ -1,5 +1,5 @@
-// The git side of the plugin manager (DESIGN §6.2): which registry addresses name a safe
-// <ns>/<project> directory, and cloning or updating a plugin's checkout under
+// The git side of the plugin manager (docs/ARCHITECTURE.md §10.1-§10.3): which registry addresses
+// name a safe <ns>/<project> directory, and cloning or updating a plugin's checkout under
 // <pluginsdir>/<ns>/<project> with libgit2, bounded in time and in concurrency.
 //
 // Layout, so that a running plugin never sees a half-written tree:

@@ -359,8 +359,8 @@ private:
     static std::string nsOf(const std::string& key) { return key.substr(0, key.find('/')); }
     static std::string projectOf(const std::string& key) { return key.substr(key.find('/') + 1); }
 
-    // The plugin routes of DESIGN §6.3. `ns` and `repo` only ever select an entry of the plugin
-    // table (which holds names already checked); they never reach a path themselves.
+    // The plugin routes of docs/ARCHITECTURE.md §11. `ns` and `repo` only ever select an entry of
+    // the plugin table (which holds names already checked); they never reach a path themselves.
     void registerRoutes(agent::RouteRegistry& routes) {
         routes.add("/plugins/list", {"GET"}, [this](const agent::HttpRequest& request) {
             publishHealth();

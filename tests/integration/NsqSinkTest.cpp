@@ -55,7 +55,8 @@ std::string burstConfig(const TempDir& dir, const NsqPeer& peer, const std::stri
                            "interval = 1\n");
 }
 
-// What the peer holds: every point's (seq, n), and everything that is not as DESIGN §6.4 says.
+// What the peer holds: every point's (seq, n), and everything that is not as
+// docs/ARCHITECTURE.md §15 says.
 struct Received {
     std::size_t points = 0;
     std::set<std::pair<std::string, std::int64_t>> distinct;

@@ -1,7 +1,7 @@
-// An Argus master for tests: an HTTP server that answers the DESIGN §6.5 contract (register with
-// POST /api/v1/master/nodes, report with PUT /api/v1/master/nodes/{id}/status, list with GET),
-// keeps its nodes in memory, and can be told to forget a node, to answer badly, or to go down
-// (stop listening, so connections are refused) and come back on the same port.
+// An Argus master for tests: an HTTP server that answers the docs/ARCHITECTURE.md §13 contract
+// (register with POST /api/v1/master/nodes, report with PUT /api/v1/master/nodes/{id}/status, list
+// with GET), keeps its nodes in memory, and can be told to forget a node, to answer badly, or to go
+// down (stop listening, so connections are refused) and come back on the same port.
 //
 // In-process for most tests; tests/fixtures/argus-master runs it as a process of its own (for a
 // test that puts it in a network namespace), writing its state to a file after every request.

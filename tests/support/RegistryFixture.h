@@ -1,5 +1,5 @@
 // A registry ("tree") for tests: an HTTP server on a loopback port that answers exactly as
-// DESIGN §6.1 says, from namespaces and entries the test sets, and can be told to fail.
+// docs/ARCHITECTURE.md §9 says, from namespaces and entries the test sets, and can be told to fail.
 #pragma once
 
 #include <map>

@@ -1,5 +1,6 @@
-// RegistryClient and RegistryPoller against the registry fixture: the §6.1 protocol, bad answers
-// survived with the last good answer kept, the cache that outlives a restart, file:// registries.
+// RegistryClient and RegistryPoller against the registry fixture: the protocol of
+// docs/ARCHITECTURE.md §9.1, bad answers survived with the last good answer kept, the cache that
+// outlives a restart, file:// registries.
 #include "RegistryClient.h"
 #include "RegistryPoller.h"
 

@@ -59,8 +59,8 @@ struct HostIdentity {
     std::vector<std::string> namespaces; // may be empty on a standalone host
 };
 
-// What the registry says this host collects, per namespace (DESIGN §6.1). On a standalone host
-// (no registry) there are no entries.
+// What the registry says this host collects, per namespace (docs/ARCHITECTURE.md §9). On a
+// standalone host (no registry) there are no entries.
 class Registry {
 public:
     using Entry = std::map<std::string, std::string>;
