@@ -53,10 +53,6 @@ int createRemote(git_remote** out, git_repository* repo, const char* name, const
     return git_remote_create_with_opts(out, url, &options);
 }
 
-int remoteForClone(git_remote** out, git_repository* repo, const char* name, const char* url, void*) {
-    return createRemote(out, repo, name, url);
-}
-
 // The port of an ssh:// URL (22 for scp-like addresses and when none is given).
 int sshPort(const std::string& url) {
     if (!url.starts_with("ssh://")) return 22;
@@ -145,6 +141,7 @@ TransferResult outcome(TransferResult::Outcome kind, std::string text) {
 // The remote callbacks of one operation: each aborts once the deadline passed, and the first of
 // each kind reports a stage.
 struct GitTransfer::Callbacks {
+    Callbacks(const GitTransfer& transfer, int port) : owner(transfer), sshPort(port) {}
     const GitTransfer& owner;
     int sshPort = 22;       // of the URL, for known_hosts entries of another port
     int sshAttempt = 0;
@@ -256,28 +253,12 @@ TransferResult GitTransfer::failed(const Callbacks* callbacks, const std::string
 
 TransferResult GitTransfer::clone(const std::string& url, const std::string& branch, const std::string& destination) {
     applyServerTimeouts();
-    Callbacks callbacks{*this, sshPort(url)};
-    git_clone_options options = GIT_CLONE_OPTIONS_INIT;
-    options.checkout_branch = branch.c_str();
-    options.remote_cb = remoteForClone;
-    options.fetch_opts.proxy_opts.type = GIT_PROXY_AUTO;
-    callbacks.install(options.fetch_opts.callbacks);
-    stage_("connecting to " + url);
+    // Not git_clone(): it fetches every branch and fails, without a message, on a server whose
+    // HEAD names a branch that does not exist. Only the plugin's branch is fetched.
     git_repository* raw = nullptr;
-    const int rc = git_clone(&raw, url.c_str(), destination.c_str(), &options);
+    if (git_repository_init(&raw, destination.c_str(), 0) != 0) return failed(nullptr, "creating " + destination);
     RepositoryPtr repo(raw);
-    if (rc != 0) {
-        const std::string message = lastGitError();
-        if (rc == GIT_ENOTFOUND && message.find("refs/remotes/origin/" + branch) != std::string::npos)
-            return outcome(TransferResult::Outcome::BranchNotFound, "branch " + branch + " not found in " + url);
-        return failed(&callbacks, "");
-    }
-    const std::optional<std::string> head = headCommit(repo.get());
-    if (!head) return outcome(TransferResult::Outcome::Failed, "git clone of " + url + ": no HEAD commit after the clone");
-    TransferResult result;
-    result.outcome = TransferResult::Outcome::Changed;
-    result.commit = *head;
-    return result;
+    return fetchAndCheckOut(repo.get(), url, branch, destination);
 }
 
 TransferResult GitTransfer::update(const std::string& url, const std::string& branch, const std::string& current,
@@ -332,46 +313,54 @@ TransferResult GitTransfer::update(const std::string& url, const std::string& br
         return failed(nullptr, "local copy of " + current + " into " + destination);
     RepositoryPtr fresh(rawFresh);
 
-    // 3. The branch from the server into the copy.
-    git_remote* rawFetch = nullptr;
-    if (createRemote(&rawFetch, fresh.get(), nullptr, url.c_str()) != 0) return failed(nullptr, "");
-    RemotePtr fetchRemote(rawFetch);
+    // 3. The branch from the server into the copy, checked out there.
+    return fetchAndCheckOut(fresh.get(), url, branch, destination);
+}
+
+// Fetches `branch` of `url` into `repo` (at `destination`) as refs/remotes/origin/<branch>, points
+// the local branch and HEAD at it, writes its files and leaves origin configured as `url`.
+TransferResult GitTransfer::fetchAndCheckOut(git_repository* repo, const std::string& url, const std::string& branch,
+                                             const std::string& destination) {
+    git_remote* rawRemote = nullptr;
+    if (createRemote(&rawRemote, repo, nullptr, url.c_str()) != 0) return failed(nullptr, "");
+    RemotePtr remote(rawRemote);
     git_fetch_options fetchOptions = GIT_FETCH_OPTIONS_INIT;
     fetchOptions.proxy_opts.type = GIT_PROXY_AUTO;
     fetchOptions.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
     Callbacks fetching{*this, sshPort(url)};
     fetching.install(fetchOptions.callbacks);
-    std::string spec = "+" + wanted + ":refs/remotes/origin/" + branch;
+    const std::string local = "refs/heads/" + branch;
+    const std::string tracking = "refs/remotes/origin/" + branch;
+    std::string spec = "+" + local + ":" + tracking;
     char* specs[] = {spec.data()};
     const git_strarray refspecs{specs, 1};
-    stage_("fetching " + branch + " from " + url);
-    if (git_remote_fetch(fetchRemote.get(), &refspecs, &fetchOptions, "agent plugin update") != 0)
+    stage_("connecting to " + url);
+    if (git_remote_fetch(remote.get(), &refspecs, &fetchOptions, "agent plugin checkout") != 0)
         return failed(&fetching, "");
-    fetchRemote.reset();
+    remote.reset();
 
-    // 4. The local branch moved to what was fetched (the server may have moved again since the
-    // listing: take what the fetch brought), and its files written.
+    // The server may have moved since an earlier listing: take what the fetch brought.
     git_oid fetched;
-    if (git_reference_name_to_id(&fetched, fresh.get(), ("refs/remotes/origin/" + branch).c_str()) != 0)
-        return failed(nullptr, "fetched " + branch + " is missing in " + destination);
+    if (git_reference_name_to_id(&fetched, repo, tracking.c_str()) != 0)
+        return outcome(TransferResult::Outcome::BranchNotFound, "branch " + branch + " not found in " + url);
     git_object* rawTarget = nullptr;
-    if (git_object_lookup(&rawTarget, fresh.get(), &fetched, GIT_OBJECT_COMMIT) != 0)
+    if (git_object_lookup(&rawTarget, repo, &fetched, GIT_OBJECT_COMMIT) != 0)
         return failed(nullptr, "fetched commit " + oidHex(fetched));
     ObjectPtr target(rawTarget);
     git_reference* branchRef = nullptr;
-    if (git_reference_create(&branchRef, fresh.get(), wanted.c_str(), &fetched, 1, "agent plugin update") != 0)
+    if (git_reference_create(&branchRef, repo, local.c_str(), &fetched, 1, "agent plugin checkout") != 0)
         return failed(nullptr, "moving " + branch + " in " + destination);
     git_reference_free(branchRef);
-    if (git_repository_set_head(fresh.get(), wanted.c_str()) != 0) return failed(nullptr, "HEAD of " + destination);
+    if (git_repository_set_head(repo, local.c_str()) != 0) return failed(nullptr, "HEAD of " + destination);
     stage_("checking out " + oidHex(fetched));
     git_checkout_options checkout = GIT_CHECKOUT_OPTIONS_INIT;
     checkout.checkout_strategy = GIT_CHECKOUT_FORCE;
-    if (git_reset(fresh.get(), target.get(), GIT_RESET_HARD, &checkout) != 0)
+    if (git_reset(repo, target.get(), GIT_RESET_HARD, &checkout) != 0)
         return failed(nullptr, "checkout of " + branch + " into " + destination);
     target.reset();
 
     git_config* rawConfig = nullptr;
-    if (git_repository_config(&rawConfig, fresh.get()) != 0) return failed(nullptr, "configuring origin in " + destination);
+    if (git_repository_config(&rawConfig, repo) != 0) return failed(nullptr, "configuring origin in " + destination);
     ConfigPtr config(rawConfig);
     if (git_config_set_string(config.get(), "remote.origin.url", url.c_str()) != 0 ||
         git_config_set_string(config.get(), "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*") != 0)

@@ -16,6 +16,8 @@
 #include <functional>
 #include <string>
 
+struct git_repository;
+
 namespace agent::exec {
 
 struct TransferResult {
@@ -35,7 +37,8 @@ public:
     GitTransfer(const GitTransfer&) = delete;
     GitTransfer& operator=(const GitTransfer&) = delete;
 
-    // Clones `branch` of `url` into `destination` (which must not exist) and checks it out.
+    // Makes `destination` (which must not exist) a checkout of `branch` of `url`, fetching that
+    // branch only (whatever the server's HEAD names, even a branch that does not exist).
     TransferResult clone(const std::string& url, const std::string& branch, const std::string& destination);
     // Asks `url` for the head of `branch`; Unchanged when it is `current`'s HEAD. Otherwise makes
     // `destination` a local clone of `current` (objects hard-linked, no network), fetches the
@@ -50,6 +53,8 @@ public:
 private:
     struct Callbacks;
     TransferResult failed(const Callbacks* callbacks, const std::string& step) const;
+    TransferResult fetchAndCheckOut(git_repository* repo, const std::string& url, const std::string& branch,
+                                    const std::string& destination);
     void applyServerTimeouts() const;
 
     const Clock::time_point deadline_;
