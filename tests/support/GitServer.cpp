@@ -105,6 +105,10 @@ std::string GitServer::commit(const std::string& path, const std::string& file, 
     return head(path, branch);
 }
 
+void GitServer::setHead(const std::string& path, const std::string& ref) {
+    git({"symbolic-ref", "HEAD", ref}, barePath(path));
+}
+
 std::string GitServer::head(const std::string& path, const std::string& branch) const {
     return git({"rev-parse", "refs/heads/" + branch}, barePath(path));
 }

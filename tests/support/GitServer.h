@@ -32,6 +32,9 @@ public:
     // Commits `file` with `content` on `branch` of repository `path` and pushes it; returns the commit id.
     std::string commit(const std::string& path, const std::string& file, const std::string& content,
                        const std::string& branch = "release");
+    // Points the bare repository's HEAD at `ref` (which need not exist, as on a server whose
+    // default branch was deleted or never pushed).
+    void setHead(const std::string& path, const std::string& ref);
     // Head of `branch` in the bare repository.
     std::string head(const std::string& path, const std::string& branch = "release") const;
 

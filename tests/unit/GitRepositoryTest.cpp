@@ -139,6 +139,28 @@ TEST_F(GitRepositoryTest, CloneThroughGitDaemonWorks) {
     EXPECT_TRUE(isExecutable(target_ + "/plugin"));
 }
 
+TEST_F(GitRepositoryTest, CloneWorksWhenTheServersHeadNamesABranchThatDoesNotExist) {
+    // Common on servers: the default branch is "master" or "main" and was never pushed; plugins
+    // live on "release". Only that branch is fetched, the others are not even transferred.
+    const std::string commit = server_.createRepo("group/demo");
+    server_.commit("group/demo", "other", "not for plugins\n", "unrelated");
+    server_.setHead("group/demo", "refs/heads/master");
+    server_.startDaemon();
+    for (const std::string& url : {server_.fileUrl("group/demo"), server_.daemonUrl("group/demo")}) {
+        const std::string target = plugins_ / ("ns1/demo" + std::to_string(url.size()));
+        const GitResult result = git_.ensure(url, "", target, 10s);
+        ASSERT_TRUE(result.ok) << url << ": " << result.error;
+        EXPECT_EQ(result.commit, commit);
+        EXPECT_TRUE(isExecutable(target + "/plugin"));
+        EXPECT_FALSE(fs::exists(target + "/other"));
+        EXPECT_NE(agent::test::runCommand({"/usr/bin/git", "-C", target, "rev-parse", "--verify", "-q",
+                                           "refs/remotes/origin/unrelated"})
+                      .exitCode,
+                  0)
+            << "the unrelated branch was fetched";
+    }
+}
+
 TEST_F(GitRepositoryTest, EnsureOnAnExistingCheckoutDoesNotFetch) {
     const std::string first = server_.createRepo("group/demo");
     ASSERT_TRUE(git_.ensure(server_.fileUrl("group/demo"), "", target_, 10s).ok);
