@@ -34,6 +34,10 @@ echo "=== sink-influx into a real influxd, next to curl posting the same line pr
 bash bench/InfluxBench.sh "$build"
 
 echo
+echo "=== source-exec: a clone and a fetch check through the git helper process"
+bash bench/git_helper.sh "$build"
+
+echo
 echo "=== source-exec: CPU of the agent with 1,000 plugins every 10 s"
 bash bench/plugins_cpu.sh "$build"
 
