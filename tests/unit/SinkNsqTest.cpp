@@ -277,21 +277,25 @@ TEST(SinkNsqBody, TemplatesReplaceEveryNamespacePlaceholder) {
 
 // --- against an nsqd peer ----------------------------------------------------------------------
 
-class SinkNsqWriter : public ::testing::Test {
-protected:
-    void TearDown() override {
-        for (NsqPeer* peer : peers_)
-            EXPECT_EQ(peer->internalError(), "");
-    }
-    void watch(NsqPeer& peer) { peers_.push_back(&peer); }
+class SinkNsqWriter : public ::testing::Test {};
+
+// At the end of the test body, while the peer still exists (it is declared before the check),
+// expects that the peer itself met no internal error: that would be a fault of the fixture, not
+// of the client under test.
+class PeerCheck {
+public:
+    explicit PeerCheck(const NsqPeer& peer) : peer_(peer) {}
+    ~PeerCheck() { EXPECT_EQ(peer_.internalError(), ""); }
+    PeerCheck(const PeerCheck&) = delete;
+    PeerCheck& operator=(const PeerCheck&) = delete;
 
 private:
-    std::vector<NsqPeer*> peers_;
+    const NsqPeer& peer_;
 };
 
 TEST_F(SinkNsqWriter, PublishesOneJsonMessagePerNamespaceOnItsTopicAfterIdentifying) {
     NsqPeer peer;
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
     Batch batch = points("ns1", 0, 3);
     for (Metric& metric : points("ns2", 100, 2))
@@ -325,7 +329,7 @@ TEST_F(SinkNsqWriter, PublishesOneJsonMessagePerNamespaceOnItsTopicAfterIdentify
 
 TEST_F(SinkNsqWriter, HeartbeatBetweenMpubAndItsOkIsAnsweredWithNopAndTheOkStillRead) {
     NsqPeer peer;
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
     peer.heartbeatBeforeNextOk();
     const auto started = std::chrono::steady_clock::now();
@@ -344,7 +348,7 @@ TEST_F(SinkNsqWriter, HeartbeatsThatArriveWhileIdleAreAnsweredAndTheConnectionKe
     NsqPeer::Options options;
     options.heartbeatInterval = std::chrono::milliseconds(50);
     NsqPeer peer(options);
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
     EXPECT_EQ(writer.write(points("ns1", 0, 1)), WriteOutcome::Done);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -356,7 +360,7 @@ TEST_F(SinkNsqWriter, HeartbeatsThatArriveWhileIdleAreAnsweredAndTheConnectionKe
 
 TEST_F(SinkNsqWriter, BadTopicAnswerDropsTheBatchAndTheNextWriteReconnects) {
     NsqPeer peer;
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
     peer.failNextPublish("E_BAD_TOPIC MPUB topic name \"collect.ns1\" is not valid");
     EXPECT_EQ(writer.write(points("ns1", 0, 5)), WriteOutcome::Drop);
@@ -374,7 +378,7 @@ TEST_F(SinkNsqWriter, BadTopicAnswerDropsTheBatchAndTheNextWriteReconnects) {
 
 TEST_F(SinkNsqWriter, NamespaceThatMakesNoValidTopicIsDroppedAndTheRestDelivered) {
     NsqPeer peer;
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
     Batch batch = points("bad ns", 0, 2);
     for (Metric& metric : points("ns1", 10, 3))
@@ -393,7 +397,7 @@ TEST_F(SinkNsqWriter, NamespaceThatMakesNoValidTopicIsDroppedAndTheRestDelivered
 
 TEST_F(SinkNsqWriter, MpubFailedIsARetryAndTheNextWriteReconnects) {
     NsqPeer peer;
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
     const Batch batch = points("ns1", 0, 20);
     peer.failNextPublish("E_MPUB_FAILED MPUB failed exiting");
@@ -408,7 +412,7 @@ TEST_F(SinkNsqWriter, MpubFailedIsARetryAndTheNextWriteReconnects) {
 
 TEST_F(SinkNsqWriter, ConnectionClosedByTheServerIsReopenedForTheNextWrite) {
     NsqPeer peer;
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
     EXPECT_EQ(writer.write(points("ns1", 0, 3)), WriteOutcome::Done);
     peer.closeConnections();
@@ -420,8 +424,8 @@ TEST_F(SinkNsqWriter, ConnectionClosedByTheServerIsReopenedForTheNextWrite) {
 TEST_F(SinkNsqWriter, WritesAreSpreadOverTheServersInTurn) {
     NsqPeer first;
     NsqPeer second;
-    watch(first);
-    watch(second);
+    const PeerCheck firstCheck(first);
+    const PeerCheck secondCheck(second);
     NsqBatchWriter writer(settingsFor({first.address(), second.address()}), "test-host", testLogger());
     for (std::int64_t i = 0; i < 4; ++i)
         EXPECT_EQ(writer.write(points("ns1", i, 1)), WriteOutcome::Done);
@@ -434,8 +438,8 @@ TEST_F(SinkNsqWriter, WritesAreSpreadOverTheServersInTurn) {
 TEST_F(SinkNsqWriter, WhenTheFirstServerGoesDownTheNextWritesGoToTheSecond) {
     NsqPeer first;
     NsqPeer second;
-    watch(first);
-    watch(second);
+    const PeerCheck firstCheck(first);
+    const PeerCheck secondCheck(second);
     NsqBatchWriter writer(settingsFor({first.address(), second.address()}), "test-host", testLogger());
     EXPECT_EQ(writer.write(points("ns1", 0, 1)), WriteOutcome::Done);
     EXPECT_EQ(first.messageCount(), 1u);
@@ -450,8 +454,8 @@ TEST_F(SinkNsqWriter, WhenTheFirstServerGoesDownTheNextWritesGoToTheSecond) {
 TEST_F(SinkNsqWriter, RecoveredServerIsUsedAgainAfterItsCooldown) {
     NsqPeer first;
     NsqPeer second;
-    watch(first);
-    watch(second);
+    const PeerCheck firstCheck(first);
+    const PeerCheck secondCheck(second);
     NsqSinkSettings settings = settingsFor({first.address(), second.address()});
     settings.serverCooldown = std::chrono::milliseconds(300);
     NsqBatchWriter writer(settings, "test-host", testLogger());
@@ -470,7 +474,7 @@ TEST_F(SinkNsqWriter, RecoveredServerIsUsedAgainAfterItsCooldown) {
 
 TEST_F(SinkNsqWriter, NoReachableServerIsARetryAtOnce) {
     NsqPeer peer;
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
     peer.stopListening();
     const auto started = std::chrono::steady_clock::now();
@@ -502,7 +506,7 @@ TEST_F(SinkNsqWriter, BatchLargerThanTheLimitsIsSplitIntoSeveralMessagesNoneOver
     options.maxMessageBytes = 4096;
     options.maxBodyBytes = 16384;
     NsqPeer peer(options);
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqSinkSettings settings = settingsFor({peer.address()});
     settings.maxMessageBytes = 4096;
     settings.maxBodyBytes = 16384;
@@ -526,7 +530,7 @@ TEST_F(SinkNsqWriter, ServerWithASmallerBodyLimitStillGetsEveryPoint) {
     options.maxMessageBytes = 4096;
     options.maxBodyBytes = 10000; // below what the writer packs into one MPUB
     NsqPeer peer(options);
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqSinkSettings settings = settingsFor({peer.address()});
     settings.maxMessageBytes = 4096;
     NsqBatchWriter writer(settings, "test-host", testLogger());
@@ -540,7 +544,7 @@ TEST_F(SinkNsqWriter, ServerThatAdvertisesASmallerMessageLimitGetsMessagesWithin
     options.maxMessageBytes = 2048;
     options.advertisedMaxMessageBytes = 2048;
     NsqPeer peer(options);
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
     EXPECT_EQ(writer.write(points("ns1", 0, 300)), WriteOutcome::Done) << describe(writer);
     const std::vector<NsqPeer::Message> messages = peer.messages();
@@ -551,7 +555,7 @@ TEST_F(SinkNsqWriter, ServerThatAdvertisesASmallerMessageLimitGetsMessagesWithin
 
 TEST_F(SinkNsqWriter, PointTooBigForAMessageIsDroppedAndCountedAndTheRestDelivered) {
     NsqPeer peer;
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqSinkSettings settings = settingsFor({peer.address()});
     settings.maxMessageBytes = 1024;
     NsqBatchWriter writer(settings, "test-host", testLogger());
@@ -565,7 +569,7 @@ TEST_F(SinkNsqWriter, PointTooBigForAMessageIsDroppedAndCountedAndTheRestDeliver
 
 TEST_F(SinkNsqWriter, LineFormatPublishesLineProtocolOnTheTemplatedTopic) {
     NsqPeer peer;
-    watch(peer);
+    const PeerCheck peerCheck(peer);
     NsqSinkSettings settings = settingsFor({peer.address()});
     settings.format = BodyFormat::Line;
     settings.topic = "metrics-{ns}#ephemeral";
