@@ -9,6 +9,7 @@
 #   deps         the project's scripts/deps.sh installs what it needs (.debs cached in BUILD_DIR)
 #   build        Release with the tests, no benchmarks (ccache under BUILD_DIR/RELEASE/ccache)
 #   tests        ctest -L 'unit|integration', then `agent once` on etc/agent.toml
+#   asan         `make asan-test`: the unit tests under that release's AddressSanitizer and UBSan
 #   package      `make package` in that root
 #   install      the .deb installed with apt into a second fresh root of RELEASE, where `agent
 #                check` and `agent once` run on the installed config
@@ -46,7 +47,7 @@ trap cleanup EXIT
 [[ $(id -u) -eq 0 ]] || fail "needs root (debootstrap, chroot, mount)"
 mkdir -p "$dir"
 cleanup
-rm -f "$dir"/{archive,deps,build,tests,once,package,install,check}.log "$dir/uncommitted.patch"
+rm -f "$dir"/{archive,deps,build,tests,once,asan,package,install,check}.log "$dir/uncommitted.patch"
 archive=$(debian_mirror)
 curl -fsS --max-time 30 -o /dev/null "$archive/dists/$release/InRelease" 2>"$dir/archive.log" ||
   fail "the Debian archive $archive cannot be reached ($(head -c 200 "$dir/archive.log")); this test needs it"
@@ -102,6 +103,12 @@ run "$dir/tests.log" in_src "cd build && ctest --output-on-failure -j2 --timeout
 say "$(grep -E 'tests passed|tests failed' "$dir/tests.log"), $(grep -c '\*\*\*Skipped' "$dir/tests.log" || true) skipped"
 once=$(in_src "build/agent once -f etc/agent.toml" 2>"$dir/once.log") || fail "agent once on etc/agent.toml" "$dir/once.log"
 grep -q '^net\.in,' <<<"$once" || fail "agent once on etc/agent.toml printed no interface figures"
+end
+
+# The sanitizers differ between releases (gcc 12 and 14): Debian 13's ASan finds what 12's does not.
+begin asan
+run "$dir/asan.log" in_src "make asan-test"
+say "$(grep -E '^\[  PASSED  \]' "$dir/asan.log" | tail -n1)"
 end
 
 begin package
