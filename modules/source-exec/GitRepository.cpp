@@ -2,8 +2,7 @@
 // symlink switch (see GitRepository.h for the layout and for what the timeout bounds). Touches only
 // <pluginsdir>/<ns>/ entries named <project> and .<project>.<suffix>.
 #include "GitRepository.h"
-
-#include <git2.h>
+#include "LibGit2.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -13,7 +12,6 @@
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <stdexcept>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -121,38 +119,9 @@ std::string cloneUrl(const std::string& gitTemplate, const std::string& registry
 }
 
 // ---------------------------------------------------------------------------------------------
-// libgit2 in the agent: only to read which commit a checkout holds (every network operation runs
-// in the git helper process)
+// Directory layout
 
 namespace {
-
-std::string lastGitError() {
-    const git_error* e = git_error_last();
-    return e && e->message ? e->message : "unknown libgit2 error";
-}
-
-// libgit2 initialised for a scope (its init is reference-counted).
-struct LibraryUse {
-    LibraryUse() {
-        if (git_libgit2_init() < 0) throw std::runtime_error("libgit2 init failed: " + lastGitError());
-    }
-    ~LibraryUse() { git_libgit2_shutdown(); }
-    LibraryUse(const LibraryUse&) = delete;
-    LibraryUse& operator=(const LibraryUse&) = delete;
-};
-
-template <typename T, void (*Free)(T*)> struct GitFree {
-    void operator()(T* p) const { Free(p); }
-};
-using RepositoryPtr = std::unique_ptr<git_repository, GitFree<git_repository, git_repository_free>>;
-
-std::optional<std::string> headCommit(git_repository* repo) {
-    git_oid oid;
-    if (git_reference_name_to_id(&oid, repo, "HEAD") != 0) return std::nullopt;
-    char text[80]; // a SHA-256 id fits too
-    git_oid_tostr(text, sizeof text, &oid);
-    return std::string(text);
-}
 
 std::string randomSuffix() {
     static thread_local std::mt19937_64 random{std::random_device{}()};
@@ -346,7 +315,9 @@ unsigned GitFetchLimiter::peakActive() const {
 // GitRepository
 
 GitRepository::GitRepository(GitFetchLimiter& limiter, std::string helperPath)
-    : limiter_(limiter), transfer_(std::move(helperPath)) {}
+    : library_(std::make_unique<LibGit2>()), limiter_(limiter), transfer_(std::move(helperPath)) {}
+
+GitRepository::~GitRepository() = default;
 
 std::shared_ptr<std::mutex> GitRepository::targetMutex(const std::string& target) {
     std::lock_guard lock(targetsMutex_);
@@ -358,7 +329,8 @@ std::shared_ptr<std::mutex> GitRepository::targetMutex(const std::string& target
 std::optional<std::string> GitRepository::checkedOutCommit(const std::string& target) {
     std::error_code ec;
     if (!fs::is_directory(target, ec)) return std::nullopt;
-    const LibraryUse library;
+    // Cheap while a GitRepository holds libgit2 initialised; costs a full init otherwise.
+    const LibGit2 library;
     git_repository* raw = nullptr;
     if (git_repository_open_ext(&raw, target.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) return std::nullopt;
     RepositoryPtr repo(raw);

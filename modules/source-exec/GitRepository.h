@@ -31,6 +31,8 @@
 
 namespace agent::exec {
 
+class LibGit2;
+
 inline constexpr const char* kDefaultPluginBranch = "release";
 
 // A namespace or project name usable as one path component: [0-9A-Za-z._-]+, at most 128
@@ -112,6 +114,7 @@ class GitRepository {
 public:
     // `helperPath`: the source-exec-git executable (installed next to the module).
     GitRepository(GitFetchLimiter& limiter, std::string helperPath);
+    ~GitRepository();
     GitRepository(const GitRepository&) = delete;
     GitRepository& operator=(const GitRepository&) = delete;
 
@@ -132,6 +135,9 @@ private:
     GitResult clone(const std::string& url, const std::string& branch, const std::string& target,
                     std::chrono::milliseconds timeout);
 
+    // libgit2 stays initialised while this lives: checkedOutCommit() runs on every registry sync
+    // for every plugin, and a full init and shutdown each time costs milliseconds.
+    const std::unique_ptr<LibGit2> library_;
     GitFetchLimiter& limiter_;
     const GitTransferProcess transfer_;
     std::mutex targetsMutex_; // guards targets_

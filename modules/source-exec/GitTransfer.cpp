@@ -1,6 +1,7 @@
 // Clone and update with libgit2's public API (see GitTransfer.h). Runs in the git helper
 // process, one operation per process, so process-wide libgit2 options are ours to set.
 #include "GitTransfer.h"
+#include "LibGit2.h"
 
 #include <git2.h>
 #include <libssh2.h>
@@ -15,32 +16,6 @@
 namespace agent::exec {
 
 namespace {
-
-template <typename T, void (*Free)(T*)> struct GitFree {
-    void operator()(T* p) const { Free(p); }
-};
-using RepositoryPtr = std::unique_ptr<git_repository, GitFree<git_repository, git_repository_free>>;
-using RemotePtr = std::unique_ptr<git_remote, GitFree<git_remote, git_remote_free>>;
-using ConfigPtr = std::unique_ptr<git_config, GitFree<git_config, git_config_free>>;
-using ObjectPtr = std::unique_ptr<git_object, GitFree<git_object, git_object_free>>;
-
-std::string lastGitError() {
-    const git_error* e = git_error_last();
-    return e && e->message ? e->message : "unknown libgit2 error";
-}
-
-std::string oidHex(const git_oid& oid) {
-    // Large enough for a SHA-256 id too, without naming a version's size macro.
-    char text[80];
-    git_oid_tostr(text, sizeof text, &oid);
-    return text;
-}
-
-std::optional<std::string> headCommit(git_repository* repo) {
-    git_oid oid;
-    if (git_reference_name_to_id(&oid, repo, "HEAD") != 0) return std::nullopt;
-    return oidHex(oid);
-}
 
 // Remotes are made without url.<base>.insteadOf rewriting: the agent passes the URL it means,
 // and libgit2 1.5's insteadOf lookup leaks pcre2 match data on every config entry it does not
@@ -208,13 +183,9 @@ struct GitTransfer::Callbacks {
 };
 
 GitTransfer::GitTransfer(Clock::time_point deadline, std::function<void(const std::string&)> stage)
-    : deadline_(deadline), stage_(std::move(stage)) {
-    if (git_libgit2_init() < 0) throw std::runtime_error("libgit2 init failed: " + lastGitError());
-}
+    : library_(std::make_unique<LibGit2>()), deadline_(deadline), stage_(std::move(stage)) {}
 
-GitTransfer::~GitTransfer() {
-    git_libgit2_shutdown();
-}
+GitTransfer::~GitTransfer() = default;
 
 bool GitTransfer::libraryHasServerTimeouts() {
 #ifdef AGENT_LIBGIT2_HAS_SERVER_TIMEOUTS

@@ -14,11 +14,14 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 
 struct git_repository;
 
 namespace agent::exec {
+
+class LibGit2;
 
 struct TransferResult {
     enum class Outcome { Changed, Unchanged, BranchNotFound, TimedOut, Failed };
@@ -57,6 +60,7 @@ private:
                                     const std::string& destination);
     void applyServerTimeouts() const;
 
+    const std::unique_ptr<LibGit2> library_; // libgit2 initialised while the transfer lives
     const Clock::time_point deadline_;
     const std::function<void(const std::string&)> stage_;
 };

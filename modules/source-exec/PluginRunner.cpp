@@ -84,26 +84,12 @@ std::string errnoText(const std::string& what, int error) {
     return what + ": " + std::system_category().message(error);
 }
 
-// The symbol of the errors a probe can meet (strerrorname_np needs glibc 2.32), else the text.
+// The symbol of an errno value ("ENOSYS"); glibc has strerrorname_np since 2.32, below the
+// agent's floor of 2.34 (COMPATIBILITY).
 std::string errnoName(int error) {
-    switch (error) {
-    case 0:
-        return "disabled"; // not missing: a caller of PluginRunner(allowed) left it out
-    case ENOSYS:
-        return "ENOSYS";
-    case EINVAL:
-        return "EINVAL";
-    case EPERM:
-        return "EPERM";
-    case EACCES:
-        return "EACCES";
-    case ENOENT:
-        return "ENOENT";
-    case EMFILE:
-        return "EMFILE";
-    default:
-        return std::system_category().message(error);
-    }
+    if (error == 0) return "disabled"; // not missing: a caller of PluginRunner(allowed) left it out
+    const char* name = strerrorname_np(error);
+    return name != nullptr ? name : std::system_category().message(error);
 }
 
 class Fd {
@@ -469,20 +455,9 @@ RunResult notRunnable(std::string reason, Clock::time_point start) {
 }
 
 std::string describeSignal(int signal) {
-    // sigabbrev_np() would do this from glibc 2.32 on.
-    static constexpr std::pair<int, const char*> kNames[] = {
-        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},       {SIGQUIT, "SIGQUIT"},   {SIGILL, "SIGILL"},
-        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},     {SIGBUS, "SIGBUS"},     {SIGFPE, "SIGFPE"},
-        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"},     {SIGSEGV, "SIGSEGV"},   {SIGUSR2, "SIGUSR2"},
-        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"},     {SIGTERM, "SIGTERM"},   {SIGCHLD, "SIGCHLD"},
-        {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"},     {SIGTSTP, "SIGTSTP"},   {SIGTTIN, "SIGTTIN"},
-        {SIGTTOU, "SIGTTOU"}, {SIGURG, "SIGURG"},       {SIGXCPU, "SIGXCPU"},   {SIGXFSZ, "SIGXFSZ"},
-        {SIGPROF, "SIGPROF"}, {SIGVTALRM, "SIGVTALRM"}, {SIGWINCH, "SIGWINCH"}, {SIGIO, "SIGIO"},
-        {SIGPWR, "SIGPWR"},   {SIGSYS, "SIGSYS"}};
-    for (const auto& [number, name] : kNames)
-        if (number == signal) return name;
-    if (signal >= SIGRTMIN && signal <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(signal - SIGRTMIN);
-    return "signal " + std::to_string(signal);
+    // sigabbrev_np: glibc 2.32, below the agent's floor of 2.34 (COMPATIBILITY).
+    const char* name = sigabbrev_np(signal);
+    return name != nullptr ? "SIG" + std::string(name) : "signal " + std::to_string(signal);
 }
 
 // Asks the kernel, without side effects, which of the newer calls it has. Any failure counts as

@@ -56,10 +56,8 @@ std::string gitHelperPath() {
     Dl_info info{};
     if (dladdr(reinterpret_cast<void*>(&gitHelperPath), &info) == 0 || info.dli_fname == nullptr) return {};
     std::error_code ec;
-    const std::string self = std::filesystem::canonical(info.dli_fname, ec).string();
-    if (ec) return {};
-    const std::size_t slash = self.rfind('/');
-    return (slash == std::string::npos ? std::string(".") : self.substr(0, slash)) + "/source-exec-git";
+    const std::filesystem::path self = std::filesystem::canonical(info.dli_fname, ec);
+    return ec ? std::string() : (self.parent_path() / "source-exec-git").string();
 }
 
 struct Plugin {
