@@ -24,6 +24,19 @@ TaskId TaskScheduler::every(const std::string& name, Poco::Timespan period, Poco
     return entry->id;
 }
 
+void TaskScheduler::post(const std::string& name, std::function<void()> task) {
+    auto entry = std::make_shared<Task>();
+    entry->name = name;
+    entry->once = true;
+    entry->run = std::move(task);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
+    entry->id = nextId_++;
+    entry->running = true;
+    ready_.push_back(entry);
+    workAvailable_.notify_one();
+}
+
 void TaskScheduler::cancel(TaskId id) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = tasks_.find(id);

@@ -33,6 +33,7 @@ public:
     TaskId every(const std::string& name, Poco::Timespan period, Poco::Timespan offset,
                  std::function<void()> task) override;
     void cancel(TaskId id) override;
+    void post(const std::string& name, std::function<void()> task) override;
 
     // Tasks registered before start() wait for it; stop() waits for running tasks and joins.
     void start();
@@ -50,6 +51,7 @@ private:
         std::function<void()> run;
         bool running = false;
         bool cancelled = false;
+        bool once = false;
         std::uint64_t runs = 0;
         std::uint64_t skipped = 0;
         std::uint64_t failures = 0;

@@ -2,7 +2,8 @@
 // the host identity and health reporting.
 //
 // ABI 5 added Context::moduleHealth(), so that a reporter (reporter-argus) can send the health of
-// every module to a master without going through the HTTP API.
+// every module to a master without going through the HTTP API. ABI 6 gave every module its own
+// executor (Context::scheduler(), Scheduler::post) and Module::describe().
 #pragma once
 
 #include <agent/Metric.h>
@@ -42,15 +43,22 @@ public:
 
 using TaskId = std::uint64_t;
 
+// A module's own executor: one timer and ModuleDescription::workers threads that run this
+// module's tasks and nothing else (docs/ARCHITECTURE.md §5).
 class Scheduler {
 public:
     virtual ~Scheduler() = default;
-    // Runs `task` every `period`, first after `offset`, on the core's worker threads. A run still
-    // going when the next is due is skipped and counted. Exceptions are logged and counted.
+    // Runs `task` every `period`, first after `offset`. A run that is due while the same task's
+    // previous run is still running is skipped and counted; one that is due while the previous is
+    // only waiting for a thread is not repeated (the waiting run is that period's). Exceptions are
+    // logged and counted.
     virtual TaskId every(const std::string& name, Poco::Timespan period, Poco::Timespan offset,
                          std::function<void()> task) = 0;
     // Stops future runs; a run in progress finishes.
     virtual void cancel(TaskId id) = 0;
+    // Runs `task` once, as soon as one of the module's threads is free. Dropped (not run) when the
+    // module stops first.
+    virtual void post(const std::string& name, std::function<void()> task) = 0;
 };
 
 struct HostIdentity {
@@ -79,6 +87,7 @@ public:
     virtual ~Context() = default;
 
     virtual Bus& bus() = 0;
+    // This module's own executor; stopped by the core after the module's stop() returned.
     virtual Scheduler& scheduler() = 0;
     virtual Poco::Logger& logger() = 0;
     // A directory of the module's own (created), under the agent's state dir.
@@ -86,7 +95,8 @@ public:
     // Current identity: the namespaces follow the registry.
     virtual HostIdentity identity() const = 0;
     virtual Registry& registry() = 0;
-    // Routes served by the api-http module (when it is loaded).
+    // The route table that Server modules (api-http) serve. A module may add the paths it
+    // declared in ModuleDescription::routes; a Server module answers requests with handle().
     virtual RouteRegistry& routes() = 0;
     // Replaces the module's health object, shown by `/me/status` and read by reporters. The core
     // and reporters read the object from other threads: hand over a new object each time, never

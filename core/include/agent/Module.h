@@ -1,8 +1,12 @@
 // The module interface: what every .so exports through its Poco manifest.
 //
-// Life cycle, driven by the core: construct -> configSchema() -> configure(section) ->
+// Life cycle, driven by the core: construct -> configSchema() -> describe() -> configure(section) ->
 // start(context) -> stop(). configure() validates everything and throws ConfigError listing every
 // bad key; stop() must return within a few seconds, flushing what it can.
+//
+// A module says what it is through describe() (its roles, the routes it registers, the threads of
+// its executor). The core orders start and stop and owns routes by that answer, never by the
+// module's name (docs/ARCHITECTURE.md §4.5).
 #pragma once
 
 #include <agent/Metric.h>
@@ -11,10 +15,40 @@
 #include <Poco/Timespan.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace agent {
 
 class Context;
+
+// What a module is. A module may have several roles (source-exec is a Source that registers routes).
+enum class Role : unsigned {
+    Source = 1u << 0,   // publishes metrics on the bus; must derive from Source
+    Sink = 1u << 1,     // delivers metrics; must derive from Sink (the core gives it a spool and a writer)
+    Server = 1u << 2,   // takes requests from outside and answers them from the route table (api-http);
+                        // started after and stopped before every module whose routes it serves
+    Reporter = 1u << 3, // reads other modules' health (Context::moduleHealth) and reports it elsewhere
+};
+
+using Roles = unsigned; // a set of Role bits
+
+constexpr Roles operator|(Role a, Role b) { return static_cast<Roles>(a) | static_cast<Roles>(b); }
+constexpr Roles operator|(Roles a, Role b) { return a | static_cast<Roles>(b); }
+constexpr bool hasRole(Roles roles, Role role) { return (roles & static_cast<Roles>(role)) != 0; }
+
+// describe()'s answer, read once after construction.
+struct ModuleDescription {
+    Roles roles = 0;
+    // The paths this module registers through Context::routes(). Only these: registering another
+    // path throws. A request for a declared path before the module registered it (or after it
+    // stopped) gets 503 naming the module.
+    std::vector<std::string> routes;
+    // Threads of the module's own executor (Context::scheduler()), 1 to 16. Work of this module
+    // never waits for another module's threads; give more than one when the module's tasks may
+    // block (a statvfs() on a dead NFS mount) and others of its tasks must go on meanwhile.
+    unsigned workers = 1;
+};
 
 class Module {
 public:
@@ -22,6 +56,8 @@ public:
 
     // The keys of the module's own config section ([<module-name>]).
     virtual const ConfigSchema& configSchema() const = 0;
+    // What the module is; Source and Sink give their role, a module adds the rest.
+    virtual ModuleDescription describe() const { return {}; }
     // Reads and checks the section; the ModuleConfig does not outlive the call, so keep values.
     virtual void configure(const ModuleConfig& config) = 0;
     virtual void start(Context& context) { (void)context; }
@@ -30,10 +66,12 @@ public:
 
 using ModulePtr = std::unique_ptr<Module>;
 
-// Produces metrics. The core calls collect() every collectInterval() and publishes the batch;
-// a source that schedules its own work (through Context::scheduler) returns a zero interval.
+// Produces metrics. The core calls collect() every collectInterval() on the module's own executor
+// and publishes the batch; a source that schedules its own work (through Context::scheduler)
+// returns a zero interval.
 class Source : public Module {
 public:
+    ModuleDescription describe() const override { return {static_cast<Roles>(Role::Source), {}, 1}; }
     virtual Poco::Timespan collectInterval() const = 0;
     virtual void collect(Batch& out) = 0;
     // True when the first collect() only records a baseline (rates need two reads); `agent once`
@@ -61,6 +99,7 @@ struct SinkBatching {
 // batch may mix namespaces. Answer Done only when the peer has the data.
 class Sink : public Module {
 public:
+    ModuleDescription describe() const override { return {static_cast<Roles>(Role::Sink), {}, 1}; }
     virtual WriteOutcome write(const Batch& batch) = 0;
     // Read once, after configure().
     virtual SinkBatching batching() const { return {}; }
