@@ -2,7 +2,10 @@
 # CPU used by the agent itself with 1,000 plugins scheduled every 10 s (source-exec): a file://
 # registry lists 1,000 plugins (all clones of one bare repository whose plugin prints "[]"),
 # the agent clones them, then its own CPU (utime + stime) and its reaped children's CPU
-# (cutime + cstime: the plugins) are sampled over MEASURE seconds. Prints figures only.
+# (cutime + cstime: the plugins) are sampled over MEASURE seconds. Also the agent's threads (the
+# same for any number of plugins: runs are supervised by one thread, docs/ARCHITECTURE.md §5) and
+# the delay between a plugin's due time and its start (p50, p99, max, from source-exec's health
+# in /me/status). Prints figures only.
 # Usage: bench/plugins_cpu.sh [BUILD_DIR] [PLUGINS] [MEASURE_SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,9 +39,10 @@ for i in $(seq 1 "$plugins"); do
 done
 printf '{"namespaces": {"bench": "1"}, "resources": {"bench": [%s]}}\n' "$entries" > "$tmp/registry.json"
 
+port=$((20000 + RANDOM % 20000))
 cat > "$tmp/agent.toml" <<CONFIG
 [agent]
-listen = ""
+listen = "127.0.0.1:$port"
 registryaddr = "file://$tmp/registry.json"
 pluginsdir = "$tmp/plugins"
 pluginsuser = "nobody"
@@ -47,7 +51,7 @@ statedir = "$tmp/state"
 pidfile = "$tmp/agent.pid"
 [modules]
 dir = "$modules"
-load = ["source-exec", "sink-file"]
+load = ["source-exec", "sink-file", "api-http"]
 [log]
 logdir = "$tmp/log"
 loglevel = "WARN"
@@ -75,6 +79,10 @@ runs0=$(grep -c '^PLUGIN\.p[0-9]*,' "$tmp/metrics.lp" || true)
 sleep "$measure"
 read -r self1 children1 < <(read_cpu)
 runs1=$(grep -c '^PLUGIN\.p[0-9]*,' "$tmp/metrics.lp" || true)
+threads=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status")
+delays=$(curl -s "http://127.0.0.1:$port/me/status" | grep -o '"start_delay_ms":{[^}]*}' || echo "start_delay_ms: not reported")
+echo "plugins_cpu: $threads threads in the agent with $plugins plugins"
+echo "plugins_cpu: delay from due time to start, ms: $delays"
 awk -v s=$((self1 - self0)) -v c=$((children1 - children0)) -v t="$ticks" -v m="$measure" -v r=$((runs1 - runs0)) -v n="$plugins" 'BEGIN {
     printf "plugins_cpu: %d plugins every 10 s, %d runs in %d s (%.1f runs/s)\n", n, r, m, r / m
     printf "plugins_cpu: agent itself: %.2f %% of one core (%.1f ms CPU per run)\n", 100 * s / t / m, (r > 0 ? 1000 * s / t / r : 0)

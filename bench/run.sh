@@ -38,8 +38,8 @@ echo "=== source-exec: a clone and a fetch check through the git helper process"
 bash bench/git_helper.sh "$build"
 
 echo
-echo "=== source-exec: CPU of the agent with 1,000 plugins every 10 s"
-bash bench/plugins_cpu.sh "$build"
+echo "=== source-exec: threads, CPU per run and start delay with 10 and 1,000 plugins every 10 s; heartbeat gaps next to slow plugins"
+bash bench/isolation.sh "$build"
 
 echo
 echo "=== source-host: CPU of the agent collecting every host group every second"
