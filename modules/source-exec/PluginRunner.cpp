@@ -1,11 +1,14 @@
-// Runs one plugin once (see PluginRunner.h). The parent prepares everything (argv, environment,
-// user, groups) first; the child, started with clone(CLONE_VM | CLONE_VFORK) as posix_spawn does,
-// makes raw system calls only and leaves a failure before or at execve() in the parent's memory.
-// The parent then polls stdout, stderr and a pidfd until the plugin exits, the deadline passes or
-// stdout goes over the cap, and cleans up the whole process group before reaping the plugin.
+// Runs one plugin once (see PluginRunner.h), in the steps of PluginProcess.h. The parent prepares
+// everything (argv, environment, user, groups, pipes) first; the child, started with
+// clone(CLONE_VM | CLONE_VFORK) as posix_spawn does, makes raw system calls only and leaves a
+// failure before or at execve() in the parent's memory. The run is then watched: stdout, stderr
+// and a pidfd until the plugin exits, the deadline passes or stdout goes over the cap; the whole
+// process group is cleaned up before the plugin is reaped. PluginRunner::run() drives one run
+// with its own poll loop; PluginSupervisor drives many from one epoll thread.
 // On kernels before 5.3/5.11 (see PluginRunner.h) a fallback replaces each missing system call;
 // which one is used is decided once per process by probeKernel().
 #include "PluginRunner.h"
+#include "PluginProcess.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -26,6 +29,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -67,13 +71,8 @@ std::vector<std::string> splitParameters(const std::string& parameters) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// After SIGKILL to the group the pipes reach EOF at once, unless a descendant left the group and
-// still holds them: this bounds the wait for such a process.
-constexpr std::chrono::milliseconds kDrainLimit{1000};
-// Without a pidfd nothing wakes the runner when the plugin exits: it checks this often, which
-// bounds how late an exit is noticed (a run lasts at most this much longer).
-constexpr std::chrono::milliseconds kExitCheckInterval{20};
+constexpr std::chrono::milliseconds kDrainLimit = PluginProcess::kDrainLimit;
+constexpr std::chrono::milliseconds kExitCheckInterval = PluginProcess::kExitCheckInterval;
 constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
 constexpr std::size_t kChildStackSize = std::size_t{64} * 1024; // the child's few frames before execve()
 constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
@@ -419,29 +418,6 @@ __attribute__((no_sanitize("address", "undefined"))) int runChild(void* argument
     return 127; // not reached: fail() exits
 }
 
-// Kills and reaps the plugin if run() leaves early; otherwise told that the plugin was reaped.
-class ChildGuard {
-public:
-    explicit ChildGuard(pid_t pid) : pid_(pid) {}
-    ~ChildGuard() {
-        if (pid_ <= 0) return;
-        // The pid is not reaped yet, so it cannot name another process. Only an error path gets
-        // here and its reason is already in the result; ESRCH (the group is gone, or was never
-        // made because the child failed before setsid()) is expected, and nothing else can be done.
-        [[maybe_unused]] const int leader = kill(pid_, SIGKILL);
-        [[maybe_unused]] const int group = kill(-pid_, SIGKILL);
-        int status = 0;
-        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-    }
-    ChildGuard(const ChildGuard&) = delete;
-    ChildGuard& operator=(const ChildGuard&) = delete;
-    void released() { pid_ = -1; }
-
-private:
-    pid_t pid_;
-};
-
 std::chrono::milliseconds since(Clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
 }
@@ -520,232 +496,311 @@ std::string describeKernelSupport(const KernelSupport& support) {
     return "plugin runner: " + closing + "; " + watching;
 }
 
-RunResult PluginRunner::run(const RunRequest& request) {
-    const Clock::time_point start = Clock::now();
 
-    // --- checks and preparation, all before the clone ---
-    if (request.directory.empty()) return notRunnable("no plugin directory", start);
+// ---------------------------------------------------------------------------------------------
+// PluginProcess: the steps of one run
+
+struct PluginProcess::Pipes {
+    Fd stdoutRead;
+    Fd stderrRead;
+    Fd pidFd;
+};
+
+namespace {
+
+// What prepare() leaves for spawn(): everything the child needs, allocated before the clone.
+struct Prepared {
+    Identity identity;
+    std::vector<std::string> environmentStrings;
+    std::vector<char*> envp;
+    std::vector<std::string> arguments;
+    std::vector<char*> argv;
+    Fd stdoutRead, stdoutWrite, stderrRead, stderrWrite;
+};
+
+// Checks, user and groups, argv and envp, pipes. The reason the plugin cannot run, or nothing.
+std::optional<std::string> prepare(const RunRequest& request, Prepared& prepared) {
+    if (request.directory.empty()) return "no plugin directory";
     const std::string pluginPath = request.directory + "/plugin";
     struct stat info {};
     if (stat(pluginPath.c_str(), &info) != 0) {
-        if (errno == ENOENT || errno == ENOTDIR) return notRunnable("no plugin file", start);
-        return notRunnable(errnoText("cannot access plugin file", errno), start);
+        if (errno == ENOENT || errno == ENOTDIR) return "no plugin file";
+        return errnoText("cannot access plugin file", errno);
     }
-    if (!S_ISREG(info.st_mode) || (info.st_mode & 0111) == 0) return notRunnable("plugin is not executable", start);
+    if (!S_ISREG(info.st_mode) || (info.st_mode & 0111) == 0) return "plugin is not executable";
 
-    Identity identity;
-    if (auto reason = resolveUser(request.user, identity)) return notRunnable(std::move(*reason), start);
+    if (auto reason = resolveUser(request.user, prepared.identity)) return reason;
 
     std::vector<std::pair<std::string, std::string>> variables = {
-        {"PATH", kDefaultPath}, {"HOME", identity.home}, {"LANG", kDefaultLang}};
+        {"PATH", kDefaultPath}, {"HOME", prepared.identity.home}, {"LANG", kDefaultLang}};
     for (const auto& variable : request.environment) {
         const std::string& name = variable.first;
         if (name.empty() || name.find('=') != std::string::npos || name.find('\0') != std::string::npos)
-            return notRunnable("bad environment variable name '" + name + "'", start);
+            return "bad environment variable name '" + name + "'";
         auto same = std::find_if(variables.begin(), variables.end(), [&](const auto& v) { return v.first == name; });
         if (same != variables.end())
             same->second = variable.second;
         else
             variables.push_back(variable);
     }
-    std::vector<std::string> environmentStrings;
     for (const auto& [name, value] : variables)
-        environmentStrings.push_back(name + "=" + value);
-    std::vector<char*> envp;
-    for (std::string& entry : environmentStrings)
-        envp.push_back(entry.data());
-    envp.push_back(nullptr);
+        prepared.environmentStrings.push_back(name + "=" + value);
+    for (std::string& entry : prepared.environmentStrings)
+        prepared.envp.push_back(entry.data());
+    prepared.envp.push_back(nullptr);
 
-    std::vector<std::string> arguments{"plugin"};
-    arguments.insert(arguments.end(), request.args.begin(), request.args.end());
-    std::vector<char*> argv;
-    for (std::string& argument : arguments)
-        argv.push_back(argument.data());
-    argv.push_back(nullptr);
+    prepared.arguments = {"plugin"};
+    prepared.arguments.insert(prepared.arguments.end(), request.args.begin(), request.args.end());
+    for (std::string& argument : prepared.arguments)
+        prepared.argv.push_back(argument.data());
+    prepared.argv.push_back(nullptr);
 
-    Fd stdoutRead, stdoutWrite, stderrRead, stderrWrite;
-    for (auto [readEnd, writeEnd] : {std::pair{&stdoutRead, &stdoutWrite}, std::pair{&stderrRead, &stderrWrite}}) {
-        if (auto problem = makePipe(*readEnd, *writeEnd)) return notRunnable(std::move(*problem), start);
+    for (auto [readEnd, writeEnd] : {std::pair{&prepared.stdoutRead, &prepared.stdoutWrite},
+                                     std::pair{&prepared.stderrRead, &prepared.stderrWrite}}) {
+        if (auto problem = makePipe(*readEnd, *writeEnd)) return problem;
     }
-    for (const Fd* fd : {&stdoutRead, &stderrRead}) {
-        if (auto problem = setNonBlocking(*fd)) return notRunnable(std::move(*problem), start);
+    for (const Fd* fd : {&prepared.stdoutRead, &prepared.stderrRead}) {
+        if (auto problem = setNonBlocking(*fd)) return problem;
     }
+    return std::nullopt;
+}
+
+// Starts the child (see runChild()). Returns its pid, or -1 with `reason` set; a child that
+// failed before or at execve() is reaped here.
+pid_t spawn(const Prepared& prepared, const RunRequest& request, const KernelSupport& support, std::string& reason) {
     ChildFailure failure;
-    const ChildSetup setup{stdoutWrite.get(),
-                           stderrWrite.get(),
-                           descriptorCloserFor(support_),
-                           &identity,
+    const ChildSetup setup{prepared.stdoutWrite.get(),
+                           prepared.stderrWrite.get(),
+                           descriptorCloserFor(support),
+                           &prepared.identity,
                            request.directory.c_str(),
-                           argv.data(),
-                           envp.data(),
+                           const_cast<char* const*>(prepared.argv.data()),
+                           const_cast<char* const*>(prepared.envp.data()),
                            &failure};
     const std::unique_ptr<char[]> childStack = std::make_unique<char[]>(kChildStackSize);
-
-    // --- start ---
     // As posix_spawn does: the child borrows our memory and this thread waits until its execve()
     // (or exit), which saves fork()'s page-table copy and tells us at once how the start went.
     // With every signal blocked across the clone, no handler of the agent can run in the child
     // before the child has reset them all.
     sigset_t all, previous;
     sigfillset(&all);
-    if (const int rc = pthread_sigmask(SIG_SETMASK, &all, &previous); rc != 0)
-        return notRunnable(errnoText("pthread_sigmask", rc), start);
+    if (const int rc = pthread_sigmask(SIG_SETMASK, &all, &previous); rc != 0) {
+        reason = errnoText("pthread_sigmask", rc);
+        return -1;
+    }
     char* const stackTop = childStack.get() + kChildStackSize; // stacks grow down on Linux's ABIs
     const pid_t pid = clone(runChild, stackTop, CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildSetup*>(&setup));
     const int cloneError = errno;
     if (const int rc = pthread_sigmask(SIG_SETMASK, &previous, nullptr); rc != 0) std::abort(); // cannot fail
-    if (pid < 0) return notRunnable(errnoText("clone", cloneError), start);
-    ChildGuard guard(pid);
-
-    stdoutWrite.reset();
-    stderrWrite.reset();
+    if (pid < 0) {
+        reason = errnoText("clone", cloneError);
+        return -1;
+    }
     if (failure.stage >= 0) {
+        // The child exited before or at execve(); its pid is ours until reaped.
         int status = 0;
-        pid_t waited = -1;
-        while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }
-        if (waited == pid) guard.released(); // else the guard tries again
-        return notRunnable(describeChildFailure(failure), start);
+        reason = describeChildFailure(failure);
+        return -1;
     }
+    return pid;
+}
 
-    RunResult result;
-    auto fail = [&](std::string reason) {
-        // `guard` kills and reaps the plugin on return.
-        result.status = RunStatus::Error;
-        result.reason = std::move(reason);
-        result.duration = since(start);
-        return result;
-    };
+} // namespace
 
-    // Without a pidfd (Linux before 5.3) the loop checks for the exit every kExitCheckInterval.
-    Fd pidFd;
-    if (support_.pidfd) {
-        pidFd = Fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-        if (!pidFd.valid()) return fail(errnoText("pidfd_open", errno));
+PluginProcess::PluginProcess(const RunRequest& request, Clock::time_point start)
+    : request_(request), start_(start), deadline_(start + request.timeout), pipes_(std::make_unique<Pipes>()),
+      killGrace_(request.killGrace) {}
+
+std::unique_ptr<PluginProcess> PluginProcess::start(const RunRequest& request, const KernelSupport& support,
+                                                    RunResult& failed) {
+    const Clock::time_point start = Clock::now();
+    Prepared prepared;
+    std::string reason;
+    pid_t pid = -1;
+    if (auto problem = prepare(request, prepared))
+        reason = std::move(*problem);
+    else
+        pid = spawn(prepared, request, support, reason);
+    if (pid < 0) {
+        failed = notRunnable(std::move(reason), start);
+        return nullptr;
     }
-
-    // --- watch ---
-    const Clock::time_point deadline = start + request.timeout;
-    bool exited = false; // the plugin is a zombie (waited for with WNOWAIT: its pid stays ours)
-    bool timedOut = false;
-    bool overCap = false;
-    bool termSent = false;
-    bool killSent = false;
-    Clock::time_point graceEnd, drainEnd;
-    std::string cleanupProblem;
-    char chunk[kReadChunk];
-
-    // The group exists: the child's setsid() came before its execve(). ESRCH: nobody is left.
-    auto signalGroup = [&](int signal) {
-        if (kill(-pid, signal) != 0 && errno != ESRCH && cleanupProblem.empty())
-            cleanupProblem = errnoText("kill(" + describeSignal(signal) + ") of the process group", errno);
-    };
-
-    for (;;) {
-        const Clock::time_point now = Clock::now();
-        const bool pipesOpen = stdoutRead.valid() || stderrRead.valid();
-        // Once the plugin exited, what is left of its group goes too (it may hold the pipes open).
-        if (!termSent && (exited || overCap || now >= deadline)) {
-            timedOut = !exited && !overCap;
-            signalGroup(SIGTERM);
-            termSent = true;
-            graceEnd = now + request.killGrace;
-        }
-        if (termSent && !killSent && (now >= graceEnd || (exited && !pipesOpen))) {
-            signalGroup(SIGKILL);
-            killSent = true;
-            drainEnd = now + kDrainLimit;
-        }
-        if (killSent && exited && (!pipesOpen || now >= drainEnd)) break;
-
-        pollfd fds[3];
-        nfds_t count = 0;
-        int outIndex = -1, errIndex = -1, pidIndex = -1;
-        if (stdoutRead.valid()) {
-            outIndex = static_cast<int>(count);
-            fds[count++] = {stdoutRead.get(), POLLIN, 0};
-        }
-        if (stderrRead.valid()) {
-            errIndex = static_cast<int>(count);
-            fds[count++] = {stderrRead.get(), POLLIN, 0};
-        }
-        if (!exited && pidFd.valid()) {
-            pidIndex = static_cast<int>(count);
-            fds[count++] = {pidFd.get(), POLLIN, 0};
-        }
-        const Clock::time_point wake = !termSent ? deadline : !killSent ? graceEnd : drainEnd;
-        int waitMs = -1; // after SIGKILL and the drain limit: only the plugin's exit is awaited
-        if (wake > now) {
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
-            waitMs = static_cast<int>(std::min<long long>(left, INT_MAX));
-        } else if (!(killSent && !exited)) {
-            waitMs = 0;
-        }
-        if (!exited && !pidFd.valid()) {
-            constexpr int kCheckMs = static_cast<int>(kExitCheckInterval.count());
-            waitMs = waitMs < 0 ? kCheckMs : std::min(waitMs, kCheckMs);
-        }
-        const int ready = poll(fds, count, waitMs);
-        if (ready < 0) {
-            if (errno == EINTR) continue;
-            return fail(errnoText("poll", errno));
-        }
-
-        if (outIndex >= 0 && fds[outIndex].revents != 0) {
-            const ssize_t n = read(stdoutRead.get(), chunk, sizeof chunk);
-            if (n > 0 && !overCap) {
-                // Past the cap the reading goes on (and is thrown away) so a writer is not stuck.
-                result.output.append(chunk, static_cast<std::size_t>(n));
-                if (result.output.size() > request.stdoutCap) {
-                    overCap = true;
-                    result.output.resize(request.stdoutCap);
-                }
-            } else if (n == 0) {
-                stdoutRead.reset();
-            } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
-                return fail(errnoText("read of the plugin's stdout", errno));
-            }
-        }
-        if (errIndex >= 0 && fds[errIndex].revents != 0) {
-            const ssize_t n = read(stderrRead.get(), chunk, sizeof chunk);
-            if (n > 0) {
-                result.stderrTail.append(chunk, static_cast<std::size_t>(n));
-                if (result.stderrTail.size() > request.stderrTail + kReadChunk)
-                    result.stderrTail.erase(0, result.stderrTail.size() - request.stderrTail);
-            } else if (n == 0) {
-                stderrRead.reset();
-            } else if (errno != EINTR && errno != EAGAIN) {
-                return fail(errnoText("read of the plugin's stderr", errno));
-            }
-        }
-        const bool mayHaveExited = !exited && (!pidFd.valid() || fds[pidIndex].revents != 0);
-        if (mayHaveExited) {
-            siginfo_t state{};
-            if (waitid(P_PID, static_cast<id_t>(pid), &state, WEXITED | WNOHANG | WNOWAIT) != 0) {
-                if (errno != EINTR) return fail(errnoText("waitid", errno));
-            } else if (state.si_pid == pid) {
-                exited = true;
-            }
-        }
+    std::unique_ptr<PluginProcess> process(new PluginProcess(request, start));
+    process->pid_ = pid;
+    process->pipes_->stdoutRead = std::move(prepared.stdoutRead);
+    process->pipes_->stderrRead = std::move(prepared.stderrRead);
+    // Only the child holds the write ends now: EOF comes when the plugin's group closes them.
+    prepared.stdoutWrite.reset();
+    prepared.stderrWrite.reset();
+    // Without a pidfd (Linux before 5.3) the driver calls checkExit() every kExitCheckInterval.
+    if (support.pidfd) {
+        process->pipes_->pidFd = Fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+        if (!process->pipes_->pidFd.valid()) process->fail(errnoText("pidfd_open", errno));
     }
+    return process;
+}
 
+PluginProcess::~PluginProcess() {
+    for (int which = 0; which < 3; ++which)
+        closeWatched(which);
+    if (pid_ <= 0 || reaped_) return;
+    // The pid is not reaped yet, so it cannot name another process. Only an error path gets here
+    // and its reason is already in the result; ESRCH (the group is gone) is expected, and nothing
+    // else can be done.
+    [[maybe_unused]] const int leader = kill(pid_, SIGKILL);
+    [[maybe_unused]] const int group = kill(-pid_, SIGKILL);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) return fail(errnoText("waitpid", errno));
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
-    guard.released();
-    result.duration = since(start);
-    if (result.stderrTail.size() > request.stderrTail)
-        result.stderrTail.erase(0, result.stderrTail.size() - request.stderrTail);
+}
+
+int PluginProcess::stdoutFd() const { return pipes_->stdoutRead.get(); }
+int PluginProcess::stderrFd() const { return pipes_->stderrRead.get(); }
+int PluginProcess::pidFd() const { return exited_ ? -1 : pipes_->pidFd.get(); }
+
+void PluginProcess::closeWatched(int which) {
+    Fd& fd = which == 0 ? pipes_->stdoutRead : which == 1 ? pipes_->stderrRead : pipes_->pidFd;
+    if (!fd.valid()) return;
+    if (epollFd_ >= 0) epoll_ctl(epollFd_, EPOLL_CTL_DEL, fd.get(), nullptr); // ENOENT: never added
+    fd.reset();
+}
+
+void PluginProcess::fail(std::string reason) {
+    if (error_.empty()) error_ = std::move(reason);
+}
+
+void PluginProcess::readStdout() {
+    if (!pipes_->stdoutRead.valid()) return;
+    char chunk[kReadChunk];
+    const ssize_t n = read(pipes_->stdoutRead.get(), chunk, sizeof chunk);
+    if (n > 0 && !overCap_) {
+        // Past the cap the reading goes on (and is thrown away) so a writer is not stuck.
+        result_.output.append(chunk, static_cast<std::size_t>(n));
+        if (result_.output.size() > request_.stdoutCap) {
+            overCap_ = true;
+            result_.output.resize(request_.stdoutCap);
+        }
+    } else if (n == 0) {
+        closeWatched(0);
+    } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+        fail(errnoText("read of the plugin's stdout", errno));
+        closeWatched(0);
+    }
+}
+
+void PluginProcess::readStderr() {
+    if (!pipes_->stderrRead.valid()) return;
+    char chunk[kReadChunk];
+    const ssize_t n = read(pipes_->stderrRead.get(), chunk, sizeof chunk);
+    if (n > 0) {
+        result_.stderrTail.append(chunk, static_cast<std::size_t>(n));
+        if (result_.stderrTail.size() > request_.stderrTail + kReadChunk)
+            result_.stderrTail.erase(0, result_.stderrTail.size() - request_.stderrTail);
+    } else if (n == 0) {
+        closeWatched(1);
+    } else if (errno != EINTR && errno != EAGAIN) {
+        fail(errnoText("read of the plugin's stderr", errno));
+        closeWatched(1);
+    }
+}
+
+void PluginProcess::checkExit() {
+    if (exited_ || !error_.empty()) return;
+    siginfo_t state{};
+    if (waitid(P_PID, static_cast<id_t>(pid_), &state, WEXITED | WNOHANG | WNOWAIT) != 0) {
+        if (errno != EINTR) fail(errnoText("waitid", errno));
+    } else if (state.si_pid == pid_) {
+        exited_ = true;
+        closeWatched(2); // the pidfd has told all it can
+    }
+}
+
+// The group exists: the child's setsid() came before its execve(). ESRCH: nobody is left.
+void PluginProcess::signalGroup(int signal) {
+    if (kill(-pid_, signal) != 0 && errno != ESRCH && cleanupProblem_.empty())
+        cleanupProblem_ = errnoText("kill(" + describeSignal(signal) + ") of the process group", errno);
+}
+
+void PluginProcess::advance(Clock::time_point now) {
+    if (!error_.empty()) return;
+    const bool pipesOpen = pipes_->stdoutRead.valid() || pipes_->stderrRead.valid();
+    // Once the plugin exited, what is left of its group goes too (it may hold the pipes open).
+    if (!termSent_ && (exited_ || overCap_ || stopRequested_ || now >= deadline_)) {
+        stopped_ = !exited_ && !overCap_ && stopRequested_;
+        timedOut_ = !exited_ && !overCap_ && !stopRequested_;
+        signalGroup(SIGTERM);
+        termSent_ = true;
+        graceEnd_ = now + killGrace_;
+    }
+    if (termSent_ && !killSent_ && (now >= graceEnd_ || (exited_ && !pipesOpen))) {
+        signalGroup(SIGKILL);
+        killSent_ = true;
+        drainEnd_ = now + kDrainLimit;
+    }
+}
+
+void PluginProcess::stopNow(std::chrono::milliseconds grace, Clock::time_point now) {
+    stopRequested_ = true;
+    killGrace_ = std::min(killGrace_, grace);
+    if (termSent_ && !killSent_) graceEnd_ = std::min(graceEnd_, now + killGrace_);
+    advance(now);
+}
+
+bool PluginProcess::done(Clock::time_point now) const {
+    if (!error_.empty()) return true;
+    const bool pipesOpen = pipes_->stdoutRead.valid() || pipes_->stderrRead.valid();
+    return killSent_ && exited_ && (!pipesOpen || now >= drainEnd_);
+}
+
+std::optional<PluginProcess::Clock::time_point> PluginProcess::nextWake(Clock::time_point now) const {
+    if (!error_.empty()) return now;
+    if (!termSent_) return deadline_;
+    if (!killSent_) return graceEnd_;
+    // After SIGKILL: the drain limit while the pipes are open, else only the exit is awaited.
+    if (exited_ || now < drainEnd_) return drainEnd_;
+    return std::nullopt;
+}
+
+RunResult PluginProcess::finish() {
+    for (int which = 0; which < 3; ++which)
+        closeWatched(which);
+    if (!error_.empty()) {
+        // The destructor kills and reaps the plugin.
+        RunResult result;
+        result.status = RunStatus::Error;
+        result.reason = error_;
+        result.duration = since(start_);
+        return result;
+    }
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0) {
+        if (errno != EINTR) {
+            RunResult result;
+            result.status = RunStatus::Error;
+            result.reason = errnoText("waitpid", errno);
+            result.duration = since(start_);
+            return result;
+        }
+    }
+    reaped_ = true;
+    RunResult result = std::move(result_);
+    result.duration = since(start_);
+    if (result.stderrTail.size() > request_.stderrTail)
+        result.stderrTail.erase(0, result.stderrTail.size() - request_.stderrTail);
     if (WIFEXITED(status)) result.exitCode = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
 
-    if (overCap) {
+    if (overCap_) {
         result.status = RunStatus::BadOutput;
-        result.reason = "output exceeds " + std::to_string(request.stdoutCap) + " bytes";
-    } else if (timedOut) {
+        result.reason = "output exceeds " + std::to_string(request_.stdoutCap) + " bytes";
+    } else if (stopped_) {
+        result.status = RunStatus::Error;
+        result.reason = kAgentStopping;
+    } else if (timedOut_) {
         result.status = RunStatus::Timeout;
-        result.reason = "timed out after " + std::to_string(request.timeout.count()) + " ms";
+        result.reason = "timed out after " + std::to_string(request_.timeout.count()) + " ms";
     } else if (result.exitCode == 0) {
         result.status = RunStatus::Ok;
     } else {
@@ -753,8 +808,64 @@ RunResult PluginRunner::run(const RunRequest& request) {
         result.reason = result.signal != 0 ? "killed by " + describeSignal(result.signal)
                                            : "exit code " + std::to_string(result.exitCode);
     }
-    if (!cleanupProblem.empty()) result.reason += (result.reason.empty() ? "" : "; ") + cleanupProblem;
+    if (!cleanupProblem_.empty()) result.reason += (result.reason.empty() ? "" : "; ") + cleanupProblem_;
     return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PluginRunner::run(): one run, driven by a poll loop on the calling thread
+
+RunResult PluginRunner::run(const RunRequest& request) {
+    RunResult failed;
+    std::unique_ptr<PluginProcess> process = PluginProcess::start(request, support_, failed);
+    if (!process) return failed;
+    return driveToEnd(*process);
+}
+
+RunResult driveToEnd(PluginProcess& process) {
+    for (;;) {
+        Clock::time_point now = Clock::now();
+        process.advance(now);
+        if (process.done(now)) break;
+
+        pollfd fds[3];
+        nfds_t count = 0;
+        int outIndex = -1, errIndex = -1, pidIndex = -1;
+        if (process.stdoutFd() >= 0) {
+            outIndex = static_cast<int>(count);
+            fds[count++] = {process.stdoutFd(), POLLIN, 0};
+        }
+        if (process.stderrFd() >= 0) {
+            errIndex = static_cast<int>(count);
+            fds[count++] = {process.stderrFd(), POLLIN, 0};
+        }
+        if (process.pidFd() >= 0) {
+            pidIndex = static_cast<int>(count);
+            fds[count++] = {process.pidFd(), POLLIN, 0};
+        }
+        int waitMs = -1;
+        if (const auto wake = process.nextWake(now)) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(*wake - now).count();
+            waitMs = static_cast<int>(std::clamp<long long>(left, 0, INT_MAX));
+        }
+        const bool polling = !process.exited() && pidIndex < 0; // no pidfd: check every 20 ms
+        if (polling) {
+            constexpr int kCheckMs = static_cast<int>(kExitCheckInterval.count());
+            waitMs = waitMs < 0 ? kCheckMs : std::min(waitMs, kCheckMs);
+        }
+        const int ready = poll(fds, count, waitMs);
+        if (ready < 0) {
+            if (errno == EINTR) continue;
+            RunResult result;
+            result.status = RunStatus::Error;
+            result.reason = errnoText("poll", errno);
+            return result; // the process's destructor kills and reaps the plugin
+        }
+        if (outIndex >= 0 && fds[outIndex].revents != 0) process.readStdout();
+        if (errIndex >= 0 && fds[errIndex].revents != 0) process.readStderr();
+        if (polling || (pidIndex >= 0 && fds[pidIndex].revents != 0)) process.checkExit();
+    }
+    return process.finish();
 }
 
 } // namespace agent::exec

@@ -38,6 +38,9 @@ enum class RunStatus {
 
 const char* toString(RunStatus status); // "ok", "error", "timeout", "bad_output", "not_runnable"
 
+// The reason of a run ended because the agent stops (status Error; see PluginSupervisor::stop).
+inline constexpr const char* kAgentStopping = "agent stopping";
+
 struct RunRequest {
     std::string directory;         // the plugin's folder: working directory, holds `plugin`
     std::vector<std::string> args; // argv[1..]; argv[0] is "plugin"

@@ -2,10 +2,12 @@
 // the host, keeps each plugin's git checkout under <pluginsdir>/<ns>/<project>, runs each one on
 // its period (as pluginsuser, no shell, bounded in time and output) and publishes its metrics as
 // PLUGIN.<project>.<name> plus the run's result PLUGIN.<project> into the plugin's namespace.
+#include "CloneQueue.h"
 #include "DisabledPlugins.h"
 #include "GitRepository.h"
 #include "PluginOutput.h"
 #include "PluginRunner.h"
+#include "PluginSupervisor.h"
 
 #include <agent/Abi.h>
 #include <agent/Context.h>
@@ -18,9 +20,14 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/NumberParser.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <ctime>
+#include <deque>
 #include <dlfcn.h>
 #include <filesystem>
+#include <future>
 #include <unistd.h>
 #include <functional>
 #include <map>
@@ -33,6 +40,14 @@
 namespace {
 
 using agent::exec::RunStatus;
+using SteadyClock = std::chrono::steady_clock;
+
+// How many recent start delays the health's start_delay_ms is computed over.
+constexpr std::size_t kDelaySamples = 4096;
+// A plugin whose runs are skipped is logged at most this often.
+constexpr auto kSkipLogInterval = std::chrono::minutes(1);
+// stop() gives running plugins at most this much of their kill_grace.
+constexpr auto kMaxStopGrace = std::chrono::milliseconds(2000);
 
 const agent::ConfigSchema kSchema = {
     {"interval", agent::ConfigType::Integer, "10", "seconds between checks of the registry's plugin list"},
@@ -69,6 +84,9 @@ struct Plugin {
     agent::TaskId task = 0;
     bool checkedOut = false;
     bool running = false;
+    SteadyClock::time_point nextDue{};      // the scheduled run's expected due time
+    std::uint64_t skipped = 0;              // periods skipped because the previous run was going
+    SteadyClock::time_point lastSkipLog{};  // at most one log line a minute
     std::int64_t lastStart = 0;
     std::int64_t lastDurationMs = 0;
     int exitCode = -1;
@@ -82,6 +100,12 @@ struct Plugin {
 class SourceExec : public agent::Source {
 public:
     const agent::ConfigSchema& configSchema() const override { return kSchema; }
+
+    agent::ModuleDescription describe() const override {
+        return {static_cast<agent::Roles>(agent::Role::Source),
+                {"/plugins/list", "/plugins/run", "/plugins/update", "/plugins/enable", "/plugins/disable"},
+                2};
+    }
 
     void configure(const agent::ModuleConfig& config) override {
         agent::ConfigErrors errors;
@@ -119,9 +143,15 @@ public:
         context_ = &context;
         // Once per start: which kernel calls the runner uses, and which fallbacks replace missing ones.
         context.logger().information(agent::exec::describeKernelSupport());
-        limiter_ = std::make_unique<agent::exec::GitFetchLimiter>(
-            static_cast<unsigned>(parallelClones_), std::chrono::milliseconds(static_cast<long>(cloneSplay_ * 1000)));
-        repository_ = std::make_unique<agent::exec::GitRepository>(*limiter_, gitHelper_);
+        supervisor_ = std::make_unique<agent::exec::PluginSupervisor>();
+        agent::exec::CloneQueue::Options options;
+        options.perServer = static_cast<unsigned>(parallelClones_);
+        options.splay = std::chrono::milliseconds(static_cast<long>(cloneSplay_ * 1000));
+        options.retryInitial = std::chrono::seconds(interval_);
+        options.retryMax = std::chrono::minutes(10);
+        cloneQueue_ = std::make_unique<agent::exec::CloneQueue>(
+            gitHelper_, options,
+            [this](const std::string& key, const agent::exec::GitResult& result) { checkoutDone(key, result); });
         disabled_ = std::make_unique<agent::exec::DisabledPlugins>(context.stateDir() + "/disabled.json",
                                                                    std::chrono::seconds(disableTtl_));
         if (std::string error = disabled_->load(); !error.empty()) context.logger().warning(error);
@@ -129,26 +159,47 @@ public:
         registerRoutes(context.routes());
     }
 
+    // Tasks cancelled, queued checkouts dropped and running helpers killed (about 0.2 s), running
+    // plugins ended with min(kill_grace, 2 s) of grace (about that plus the 1 s drain limit).
     void stop() override {
         if (!context_) return;
-        limiter_->stop(); // clones waiting for a slot give up
+        stopping_ = true;
         context_->scheduler().cancel(syncTask_);
-        std::lock_guard<std::mutex> lock(mutex_);
-        for (auto& [key, plugin] : plugins_) {
-            if (plugin.task != 0) context_->scheduler().cancel(plugin.task);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (auto& [key, plugin] : plugins_) {
+                if (plugin.task != 0) context_->scheduler().cancel(plugin.task);
+                plugin.task = 0;
+            }
         }
+        cloneQueue_->stop();
+        supervisor_->stop(std::min(killGraceMs(), kMaxStopGrace));
     }
 
-    // `agent once`: every periodic plugin runs once.
+    // `agent once`: every checked-out periodic plugin starts at once; waits for all of them.
     void collect(agent::Batch& out) override {
         sync();
+        cloneQueue_->waitIdle(std::chrono::seconds(cloneTimeout_) + std::chrono::milliseconds(static_cast<long>(cloneSplay_ * 1000)) +
+                              std::chrono::seconds(5));
         std::vector<std::string> keys;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             for (const auto& [key, plugin] : plugins_)
                 if (plugin.period > 0 && plugin.checkedOut) keys.push_back(key);
         }
-        for (const std::string& key : keys) run(key, out);
+        std::vector<std::pair<std::string, std::future<agent::exec::RunResult>>> started;
+        for (const std::string& key : keys) {
+            auto promise = std::make_shared<std::promise<agent::exec::RunResult>>();
+            std::future<agent::exec::RunResult> future = promise->get_future();
+            if (startRun(key, std::nullopt, std::nullopt, [promise](agent::exec::RunResult result) {
+                    promise->set_value(std::move(result));
+                }) == StartState::Started)
+                started.emplace_back(key, std::move(future));
+        }
+        for (auto& [key, future] : started) {
+            Outcome outcome = complete(key, future.get());
+            appendMetrics(key, outcome, out);
+        }
     }
 
 private:
@@ -220,32 +271,46 @@ private:
         publishHealth();
     }
 
-    // Clones a plugin that has no checkout yet (a cached checkout is used as it is).
+    // A plugin that has no checkout yet: a cached checkout is used as it is (a cheap read), else
+    // a clone is queued (CloneQueue: never on this thread; not again before its retry time).
     void checkout(const std::string& key) {
-        std::string git;
-        std::string ns;
-        std::string project;
+        agent::exec::CloneJob job;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             auto it = plugins_.find(key);
             if (it == plugins_.end()) return;
-            git = it->second.git;
-            ns = it->second.ns;
-            project = it->second.project;
+            job.key = key;
+            job.url = agent::exec::cloneUrl(gitTemplate_, it->second.git);
+            job.target = pluginsDir_ + "/" + key;
         }
-        const std::string target = pluginsDir_ + "/" + ns + "/" + project;
-        const agent::exec::GitResult result = repository_->ensure(agent::exec::cloneUrl(gitTemplate_, git), branch_,
-                                                                  target, std::chrono::seconds(cloneTimeout_));
+        job.branch = branch_;
+        job.timeout = std::chrono::seconds(cloneTimeout_);
+        if (agent::exec::GitRepository::checkedOutCommit(job.target)) {
+            agent::exec::GitResult cached;
+            cached.ok = true;
+            checkoutDone(key, cached);
+            return;
+        }
+        cloneQueue_->enqueue(std::move(job));
+    }
+
+    // A checkout is there (or failed): on a clone queue thread, or on the sync's.
+    void checkoutDone(const std::string& key, const agent::exec::GitResult& result) {
+        if (stopping_) return;
         std::lock_guard<std::mutex> lock(mutex_);
         auto it = plugins_.find(key);
         if (it == plugins_.end()) return;
         Plugin& plugin = it->second;
         if (!result.ok) {
+            std::string retry;
+            if (const auto at = cloneQueue_->retryAt(key))
+                retry = "; next try in " +
+                        std::to_string(std::chrono::ceil<std::chrono::seconds>(*at - SteadyClock::now()).count()) + " s";
             if (plugin.lastError != result.error)
-                context_->logger().error("plugin %s: checkout failed: %s", key, result.error);
+                context_->logger().error("plugin %s: checkout failed: %s%s", key, result.error, retry);
             plugin.lastError = result.error;
             plugin.result = "checkout_failed";
-            return; // tried again at the next sync
+            return; // tried again at a sync after its backoff
         }
         if (result.changed) context_->logger().information("plugin %s checked out at %s", key, result.commit);
         plugin.checkedOut = true;
@@ -253,63 +318,105 @@ private:
         schedule(key, plugin);
     }
 
-    // Needs mutex_. A stable offset per plugin spreads plugins of one period over it.
+    // Needs mutex_. A stable offset per plugin spreads plugins of one period over it. The task
+    // only starts the run (PluginSupervisor) and returns; the result is handled by a task posted
+    // to the module's executor when the run is over.
     void schedule(const std::string& key, Plugin& plugin) {
-        if (plugin.period <= 0 || plugin.task != 0) return;
+        if (stopping_ || plugin.period <= 0 || plugin.task != 0) return;
         const auto periodMs = static_cast<std::uint64_t>(plugin.period) * 1000;
         const std::uint64_t offsetMs = std::hash<std::string>{}(key) % periodMs;
+        plugin.nextDue = SteadyClock::now() + std::chrono::milliseconds(offsetMs);
         plugin.task = context_->scheduler().every(
             "plugin " + key, Poco::Timespan(plugin.period, 0),
-            Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(offsetMs) * 1000), [this, key] {
+            Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(offsetMs) * 1000), [this, key] { startScheduled(key); });
+    }
+
+    // One period of a plugin: starts its run unless the previous one is still going (skipped).
+    void startScheduled(const std::string& key) {
+        startRun(key, std::nullopt, std::nullopt, [this, key](agent::exec::RunResult result) {
+            if (stopping_) return;
+            context_->scheduler().post("plugin " + key, [this, key, result = std::move(result)]() mutable {
+                if (stopping_) return;
+                Outcome outcome = complete(key, std::move(result));
                 agent::Batch batch;
-                run(key, batch);
+                appendMetrics(key, outcome, batch);
                 if (!batch.empty()) context_->bus().publish(std::move(batch));
             });
+        });
     }
+
+    enum class StartState { Started, Unknown, Running, Disabled };
+
+    // Starts a run through the supervisor; `done` gets its result (on the supervisor's thread).
+    // Scheduled runs (no timeout given) use period - 0.5 s, skip a disabled plugin, skip and count
+    // a period while the previous run is going, and measure their start delay; an on-demand run
+    // gives its timeout and may replace the parameters.
+    StartState startRun(const std::string& key, std::optional<std::chrono::milliseconds> timeout,
+                        const std::optional<std::string>& parameters, agent::exec::PluginSupervisor::Callback done) {
+        agent::exec::RunRequest request;
+        std::optional<SteadyClock::time_point> due;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = plugins_.find(key);
+            if (it == plugins_.end() || stopping_) return StartState::Unknown;
+            Plugin& plugin = it->second;
+            const SteadyClock::time_point steadyNow = SteadyClock::now();
+            if (!timeout && plugin.period > 0 && plugin.nextDue != SteadyClock::time_point{}) {
+                // The due time of this period: the latest expected one that is not in the future.
+                const auto period = std::chrono::seconds(plugin.period);
+                SteadyClock::time_point expected = plugin.nextDue;
+                while (expected + period <= steadyNow) expected += period;
+                plugin.nextDue = expected + period;
+                due = expected;
+            }
+            if (plugin.running) {
+                if (!timeout) {
+                    ++plugin.skipped;
+                    if (plugin.lastSkipLog == SteadyClock::time_point{} || steadyNow - plugin.lastSkipLog >= kSkipLogInterval) {
+                        plugin.lastSkipLog = steadyNow;
+                        context_->logger().warning("plugin %s: still running when due again; period skipped (%s skipped so far)",
+                                                   key, std::to_string(plugin.skipped));
+                    }
+                }
+                return StartState::Running;
+            }
+            if (!timeout && disabled_->isDisabled(plugin.ns, plugin.project, now())) return StartState::Disabled;
+            plugin.running = true;
+            plugin.lastStart = now();
+            request.directory = pluginsDir_ + "/" + plugin.ns + "/" + plugin.project;
+            request.args = agent::exec::splitParameters(parameters ? *parameters : plugin.parameters);
+            request.timeout = timeout ? *timeout : std::chrono::milliseconds(std::max<std::int64_t>(500, plugin.period * 1000 - 500));
+            request.environment = {{"AGENT_NS", plugin.ns}, {"AGENT_PLUGIN", plugin.project}};
+        }
+        request.user = user_;
+        request.killGrace = killGraceMs();
+        request.stdoutCap = static_cast<std::size_t>(stdoutCap_);
+        supervisor_->start(request, std::move(done));
+        if (due) {
+            const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - *due).count();
+            std::lock_guard<std::mutex> lock(mutex_);
+            startDelays_.push_back(std::max<std::int64_t>(0, delay));
+            if (startDelays_.size() > kDelaySamples) startDelays_.pop_front();
+        }
+        return StartState::Started;
+    }
+
+    std::chrono::milliseconds killGraceMs() const { return std::chrono::milliseconds(static_cast<long>(killGrace_ * 1000)); }
 
     // What one run produced.
     struct Outcome {
-        bool started = false;     // false: unknown, disabled (scheduled runs) or already running
-        bool wasRunning = false;
         agent::exec::RunResult result;
         RunStatus status = RunStatus::NotRunnable;
         agent::exec::ParsedOutput parsed;
         std::string problem;
     };
 
-    // Runs a plugin once. Scheduled runs (no timeout given) use period - 0.5 s and skip a
-    // disabled plugin; an on-demand run gives its timeout and may replace the parameters.
-    Outcome execute(const std::string& key, std::optional<std::chrono::milliseconds> timeout,
-                    const std::optional<std::string>& parameters) {
+    // A finished run: parses its output, logs a failure, updates the plugin's row.
+    Outcome complete(const std::string& key, agent::exec::RunResult result) {
         Outcome outcome;
-        agent::exec::RunRequest request;
-        std::string ns;
-        std::string project;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            auto it = plugins_.find(key);
-            if (it == plugins_.end()) return outcome;
-            Plugin& plugin = it->second;
-            if (plugin.running) {
-                outcome.wasRunning = true;
-                return outcome;
-            }
-            if (!timeout && disabled_->isDisabled(plugin.ns, plugin.project, now())) return outcome;
-            plugin.running = true;
-            plugin.lastStart = now();
-            ns = plugin.ns;
-            project = plugin.project;
-            request.directory = pluginsDir_ + "/" + ns + "/" + project;
-            request.args = agent::exec::splitParameters(parameters ? *parameters : plugin.parameters);
-            request.timeout = timeout ? *timeout : std::chrono::milliseconds(std::max<std::int64_t>(500, plugin.period * 1000 - 500));
-        }
-        outcome.started = true;
-        request.user = user_;
-        request.environment = {{"AGENT_NS", ns}, {"AGENT_PLUGIN", project}};
-        request.killGrace = std::chrono::milliseconds(static_cast<long>(killGrace_ * 1000));
-        request.stdoutCap = static_cast<std::size_t>(stdoutCap_);
-
-        outcome.result = runner_.run(request);
+        const std::string ns = nsOf(key);
+        const std::string project = projectOf(key);
+        outcome.result = std::move(result);
         outcome.status = outcome.result.status;
         outcome.problem = outcome.result.reason;
         if (outcome.status == RunStatus::Ok) {
@@ -343,10 +450,8 @@ private:
         return outcome;
     }
 
-    // One scheduled run: its metrics and the result metric go to `out`.
-    void run(const std::string& key, agent::Batch& out) {
-        Outcome outcome = execute(key, std::nullopt, std::nullopt);
-        if (!outcome.started) return;
+    // A scheduled run's metrics and its result metric go to `out`.
+    void appendMetrics(const std::string& key, Outcome& outcome, agent::Batch& out) {
         const std::size_t published = outcome.parsed.metrics.size();
         for (agent::Metric& metric : outcome.parsed.metrics) out.push_back(std::move(metric));
         out.push_back(agent::exec::resultMetric(nsOf(key), projectOf(key), outcome.status, now()));
@@ -380,9 +485,14 @@ private:
                 return agent::errorResponse(400, "timeout must be a number of seconds from 1 to 3600");
             std::optional<std::string> param;
             if (auto it = request.query.find("param"); it != request.query.end()) param = it->second;
-            const Outcome outcome = execute(key, std::chrono::seconds(seconds), param);
-            if (outcome.wasRunning) return agent::errorResponse(409, "plugin is running");
-            if (!outcome.started) return agent::errorResponse(404, "unknown plugin " + key);
+            auto promise = std::make_shared<std::promise<agent::exec::RunResult>>();
+            std::future<agent::exec::RunResult> future = promise->get_future();
+            const StartState state = startRun(key, std::chrono::seconds(seconds), param, [promise](agent::exec::RunResult result) {
+                promise->set_value(std::move(result));
+            });
+            if (state == StartState::Running) return agent::errorResponse(409, "plugin is running");
+            if (state != StartState::Started) return agent::errorResponse(404, "unknown plugin " + key);
+            const Outcome outcome = complete(key, future.get());
             Poco::JSON::Object answer;
             answer.set("ns", nsOf(key));
             answer.set("project", projectOf(key));
@@ -404,9 +514,10 @@ private:
                 std::lock_guard<std::mutex> lock(mutex_);
                 git = plugins_.at(key).git;
             }
-            const agent::exec::GitResult result = repository_->update(agent::exec::cloneUrl(gitTemplate_, git), branch_,
+            const agent::exec::GitResult result = cloneQueue_->update(agent::exec::cloneUrl(gitTemplate_, git), branch_,
                                                                       pluginsDir_ + "/" + key, std::chrono::seconds(cloneTimeout_));
             if (!result.ok) return agent::errorResponse(503, "update of " + key + " failed: " + result.error);
+            cloneQueue_->forgetFailures(key);
             {
                 std::lock_guard<std::mutex> lock(mutex_);
                 if (auto it = plugins_.find(key); it != plugins_.end()) {
@@ -482,6 +593,7 @@ private:
         entry->set("exit_status", plugin.exitCode);
         entry->set("result", plugin.result);
         entry->set("runs", static_cast<Poco::UInt64>(plugin.runs));
+        entry->set("skipped", static_cast<Poco::UInt64>(plugin.skipped));
         entry->set("metrics_published", static_cast<Poco::UInt64>(plugin.metricsPublished));
         entry->set("entries_dropped", static_cast<Poco::UInt64>(plugin.entriesDropped));
         if (!plugin.lastError.empty()) entry->set("last_error", plugin.lastError);
@@ -502,6 +614,23 @@ private:
         Poco::JSON::Object::Ptr runs = new Poco::JSON::Object;
         for (const auto& [result, count] : runsByResult_) runs->set(result, static_cast<Poco::UInt64>(count));
         health->set("runs_by_result", runs);
+        health->set("running", static_cast<Poco::UInt64>(supervisor_->running()));
+        health->set("supervised_threads", agent::exec::PluginSupervisor::threads());
+        health->set("checkouts_queued", static_cast<Poco::UInt64>(cloneQueue_->queued()));
+        health->set("checkouts_running", static_cast<Poco::UInt64>(cloneQueue_->active()));
+        std::vector<std::int64_t> delays(startDelays_.begin(), startDelays_.end());
+        std::sort(delays.begin(), delays.end());
+        Poco::JSON::Object::Ptr delay = new Poco::JSON::Object;
+        auto percentile = [&delays](double p) -> Poco::Int64 {
+            if (delays.empty()) return 0;
+            const auto index = static_cast<std::size_t>(p * static_cast<double>(delays.size() - 1) + 0.5);
+            return delays[std::min(index, delays.size() - 1)];
+        };
+        delay->set("p50", percentile(0.50));
+        delay->set("p99", percentile(0.99));
+        delay->set("max", delays.empty() ? Poco::Int64(0) : Poco::Int64(delays.back()));
+        delay->set("samples", static_cast<Poco::UInt64>(delays.size()));
+        health->set("start_delay_ms", delay);
         context_->setHealth(health);
     }
 
@@ -518,14 +647,15 @@ private:
     std::int64_t disableTtl_ = 86400;
 
     agent::Context* context_ = nullptr;
-    agent::exec::PluginRunner runner_;
-    std::unique_ptr<agent::exec::GitFetchLimiter> limiter_;
-    std::unique_ptr<agent::exec::GitRepository> repository_;
+    std::unique_ptr<agent::exec::PluginSupervisor> supervisor_; // one thread watching every running plugin
+    std::unique_ptr<agent::exec::CloneQueue> cloneQueue_;      // clones apart, bounded per git server
+    std::atomic<bool> stopping_{false};
     std::string gitHelper_; // source-exec-git next to this module
     std::unique_ptr<agent::exec::DisabledPlugins> disabled_;
     agent::TaskId syncTask_ = 0;
 
-    std::mutex mutex_; // guards plugins_, warned_ and runsByResult_
+    std::mutex mutex_; // guards plugins_, warned_, runsByResult_ and startDelays_
+    std::deque<std::int64_t> startDelays_; // ms, the last kDelaySamples scheduled runs
     std::map<std::string, std::uint64_t> runsByResult_;
     std::map<std::string, Plugin> plugins_; // by "<ns>/<project>"
     std::set<std::string> warned_;

@@ -133,3 +133,23 @@ TEST(ExecPlugin, MissingGitHelperIsNamedByAgentCheckAndTheKernelFallbacksAreLogg
     agent.signal(SIGTERM);
     EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
 }
+
+TEST(ExecPlugin, OnceClonesThroughTheQueueAndRunsEveryPeriodicPluginTogether) {
+    TempDir dir;
+    GitServer git;
+    // Each sleeps 2 s: run one after another they would take 6 s.
+    for (const char* project : {"one", "two", "three"})
+        git.createRepo(std::string("ops/") + project,
+                       "#!/bin/sh\nsleep 2\necho '[{\"name\": \"up\", \"value\": 1}]'\n");
+    RegistryFixture registry;
+    registry.setNamespace("ops", "1", {pluginEntry("one", "60"), pluginEntry("two", "60"), pluginEntry("three", "60")});
+    const auto start = std::chrono::steady_clock::now();
+    const CommandResult once = runCommand({kAgent, "once", "-f", config(dir, registry, git)});
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_EQ(once.exitCode, 0) << once.err;
+    for (const char* project : {"one", "two", "three"}) {
+        EXPECT_TRUE(contains(once.out, std::string("PLUGIN.") + project + ".up,ns=ops")) << once.out << once.err;
+        EXPECT_TRUE(contains(once.out, std::string("PLUGIN.") + project + ",ns=ops,host=test-host,status=ok")) << once.out;
+    }
+    EXPECT_LT(took, std::chrono::seconds(5));
+}
