@@ -68,12 +68,14 @@ public:
     std::optional<Clock::time_point> nextWake(Clock::time_point now) const;
     // Reaps the plugin and classifies the run; call once, when done().
     RunResult finish();
+    // The driver lost track of the run (e.g. it could not watch a descriptor): done() at once,
+    // finish() kills the group and reports Error with `reason`.
+    void fail(std::string reason);
 
     struct Pipes;
 
 private:
     PluginProcess(const RunRequest& request, Clock::time_point start);
-    void fail(std::string reason);
     void signalGroup(int signal);
     void closeWatched(int which);
 

@@ -136,7 +136,9 @@ void PluginSupervisor::loop() {
         epoll_event event{};
         event.events = EPOLLIN;
         event.data.ptr = &entry.watches[which];
-        if (epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &event) != 0) std::abort(); // only ENOMEM/ENOSPC: a bug or no memory
+        // ENOMEM or ENOSPC (max_user_watches): this run cannot be watched, so it ends now as an error.
+        if (epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &event) != 0)
+            entry.process->fail("cannot watch the plugin (epoll_ctl): " + std::system_category().message(errno));
     };
 
     for (;;) {
