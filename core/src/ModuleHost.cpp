@@ -7,6 +7,7 @@
 #include <Poco/Thread.h>
 
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 
 namespace agent {
@@ -214,7 +215,14 @@ std::size_t ModuleHost::sinkCount() const {
 
 void ModuleHost::startModule(Slot& slot, Bus& bus) {
     slot.context->setBus(bus);
-    slot.module.instance->start(*slot.context);
+    // Named here: the agent's start-up error must say which module failed and why.
+    try {
+        slot.module.instance->start(*slot.context);
+    } catch (const Poco::Exception& error) {
+        throw std::runtime_error("module " + slot.module.name + ": start failed: " + error.displayText());
+    } catch (const std::exception& error) {
+        throw std::runtime_error("module " + slot.module.name + ": start failed: " + error.what());
+    }
     slot.started = true;
     const unsigned workers = slot.module.description.workers;
     logger_.information("module %s started (%s; %u worker%s)", slot.module.name, roleList(slot.module.description.roles),

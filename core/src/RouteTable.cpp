@@ -7,6 +7,14 @@ namespace {
 
 std::string ownerText(const std::string& owner) { return owner.empty() ? "the agent's core" : "module " + owner; }
 
+// Only for the text of a 404: paths of modules that ship with the agent, so that a request for one
+// whose module is not loaded says which module to load. Ownership comes from the loaded modules'
+// declarations (declare()), never from this table.
+const std::map<std::string, std::string> kShippedModuleHints = {
+    {"/plugins/list", "source-exec"},   {"/plugins/update", "source-exec"}, {"/plugins/run", "source-exec"},
+    {"/plugins/enable", "source-exec"}, {"/plugins/disable", "source-exec"}, {"/post", "api-http"},
+};
+
 } // namespace
 
 void RouteTable::add(const std::string& path, std::vector<std::string> methods, RouteHandler handler) {
@@ -62,6 +70,11 @@ HttpResponse RouteTable::dispatch(const HttpRequest& request, std::string& route
         std::lock_guard<std::mutex> lock(mutex_);
         auto it = routes_.find(request.path);
         if (it == routes_.end()) {
+            auto hint = kShippedModuleHints.find(request.path);
+            if (hint != kShippedModuleHints.end()) {
+                route = request.path;
+                return errorResponse(404, request.path + " is served by module " + hint->second + ", which is not loaded");
+            }
             route = "other";
             return errorResponse(404, "no route " + request.path);
         }

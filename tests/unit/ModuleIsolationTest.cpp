@@ -237,6 +237,11 @@ TEST(RouteOwnership, ADeclaredPathAnswers503NamingItsModuleUntilRegisteredAndAft
 
     request.path = "/nowhere";
     EXPECT_EQ(table.handle(request).status, 404);
+    request.path = "/post"; // a module that ships with the agent, not loaded here
+    const agent::HttpResponse notLoaded = table.handle(request);
+    EXPECT_EQ(notLoaded.status, 404);
+    EXPECT_NE(notLoaded.body.find("/post is served by module api-http, which is not loaded"), std::string::npos)
+        << notLoaded.body;
 }
 
 TEST(ModuleOrder, ServersStartLastAndStopFirstThenReportersThenOthersThenSinks) {
