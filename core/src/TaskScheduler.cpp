@@ -55,7 +55,7 @@ std::chrono::microseconds toMicros(Clock::duration d) {
 
 struct TaskScheduler::Shared {
     Shared(Poco::Logger& log, std::string name, unsigned workers)
-        : logger(log), owner(std::move(name)), current(workers), exited(workers, false) {}
+        : logger(log), owner(std::move(name)), current(workers), busy(workers, false), exited(workers, false) {}
 
     Poco::Logger& logger;
     const std::string owner;
@@ -67,7 +67,8 @@ struct TaskScheduler::Shared {
     std::map<TaskId, TaskPtr> tasks; // periodic tasks
     std::priority_queue<Due, std::vector<Due>, std::greater<Due>> timers;
     std::deque<TaskPtr> ready;
-    std::vector<std::string> current; // per worker: the task it runs, "" when none
+    std::vector<std::string> current; // per worker: the task it runs (when busy)
+    std::vector<bool> busy;           // per worker: in a task now
     std::vector<bool> exited;         // per worker
     std::size_t exitedCount = 0;
     TaskId nextId = 1;
@@ -159,7 +160,8 @@ bool TaskScheduler::stop(Clock::time_point deadline) {
     lock.lock();
     shared_->workerExited.wait_until(lock, deadline, [this] { return shared_->exitedCount == workers_.size(); });
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-        if (shared_->exited[i]) continue;
+        // An idle worker has seen `stopping` or is about to: it runs no module code, join it.
+        if (shared_->exited[i] || !shared_->busy[i]) continue;
         shared_->abandoned = true;
         shared_->logger.error("%stask %s is still running at the stop deadline; its thread is left running and "
                               "the module's code stays loaded",
@@ -168,7 +170,7 @@ bool TaskScheduler::stop(Clock::time_point deadline) {
     }
     lock.unlock();
     for (std::thread& worker : workers_) {
-        if (worker.joinable()) worker.join(); // exited already: returns at once
+        if (worker.joinable()) worker.join(); // exited, or idle and about to exit
     }
     workers_.clear();
     return !abandoned();
@@ -225,6 +227,7 @@ void TaskScheduler::workerLoop(const std::shared_ptr<Shared>& shared, std::size_
         task->lastLag = lag;
         task->maxLag = std::max(task->maxLag, lag);
         shared->current[index] = task->name;
+        shared->busy[index] = true;
         lock.unlock();
         bool failed = false;
         try {
@@ -237,7 +240,7 @@ void TaskScheduler::workerLoop(const std::shared_ptr<Shared>& shared, std::size_
             shared->logger.error("%stask %s failed: %s", shared->prefix(), task->name, std::string(error.what()));
         }
         lock.lock();
-        shared->current[index].clear();
+        shared->busy[index] = false;
         task->state = TaskState::Idle;
         Summary& retired = shared->retired;
         if (task->once) {

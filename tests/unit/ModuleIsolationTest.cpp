@@ -129,6 +129,15 @@ TEST(Executor, StopWithAStuckTaskReturnsFalseByItsDeadlineAndTheDestructorDoesNo
     gate.open(); // the detached thread finishes on state it shares, not on the executor
 }
 
+TEST(Executor, IdleWorkersAreNeverAbandonedEvenWhenTheDeadlineHasPassed) {
+    TaskScheduler executor(8, testLogger(), "module idle");
+    executor.every("rare", Poco::Timespan(3600, 0), Poco::Timespan(3600, 0), [] {});
+    executor.start();
+    std::this_thread::sleep_for(50ms);
+    EXPECT_TRUE(executor.stop(TaskScheduler::Clock::now() - 1s));
+    EXPECT_FALSE(executor.abandoned());
+}
+
 TEST(Executor, DestructorWithoutStopDoesNotHangOnAStuckTask) {
     static Gate gate;
     const auto began = TaskScheduler::Clock::now();
