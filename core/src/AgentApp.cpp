@@ -102,6 +102,18 @@ private:
     std::thread thread_;
 };
 
+// After ModuleHost::stop() abandoned a task, a detached thread still runs that module's code and
+// may touch its instance, its context or the bus. Returning would run the destructors of all of
+// them (and of Poco's singletons, the loggers included) under that thread. So the agent logs its
+// last line and ends here with _Exit: no destructor runs, no library is unloaded, and the status is
+// what a normal exit would have given.
+[[noreturn]] void exitLeavingAbandonedWork(int status, const std::string& lastLine, Poco::Logger& logger) {
+    logger.information("%s (work that did not stop in time was abandoned)", lastLine);
+    std::cout.flush();
+    std::cerr.flush();
+    std::_Exit(status); // the log's file channel flushes every message (Logging.cpp)
+}
+
 sigset_t terminationSignals() {
     sigset_t set;
     sigemptyset(&set);
@@ -152,19 +164,16 @@ std::string joinLines(const std::vector<std::string>& lines) {
     return text;
 }
 
-bool isSinkName(const std::string& name) { return name.rfind("sink-", 0) == 0; }
-
-// Problems of the whole: sections no module claims, and an agent with nowhere to send data.
-std::vector<std::string> wiringProblems(const AgentConfig& config, const std::string& path) {
+// Problems of the whole: sections no module claims, and an agent with nowhere to send data (no
+// loaded module has the Sink role).
+std::vector<std::string> wiringProblems(const AgentConfig& config, const std::string& path, const ModuleHost& host) {
     std::vector<std::string> problems;
     const AgentSettings& settings = config.settings();
     for (const std::string& section : config.unclaimedSections(settings.modules)) {
         problems.push_back(config.toml()->locate(section) + ": [" + section + "]: no module named \"" + section +
                            "\" is loaded" + (settings.modulesDerived ? "" : " (add it to [modules] load)"));
     }
-    bool anySink = false;
-    for (const std::string& name : settings.modules) anySink = anySink || isSinkName(name);
-    if (!anySink)
+    if (host.sinkCount() == 0)
         problems.push_back(path + ": no sink is loaded: set [output] name (nsq, influx or file) or load a sink- module");
     return problems;
 }
@@ -350,7 +359,7 @@ int AgentApp::runAgent() {
     host.load(settings.modules, reports);
     std::vector<std::string> problems;
     for (const ModuleReport& report : reports) problems.insert(problems.end(), report.problems.begin(), report.problems.end());
-    for (const std::string& problem : wiringProblems(*config, configPath_)) problems.push_back(problem);
+    for (const std::string& problem : wiringProblems(*config, configPath_, host)) problems.push_back(problem);
     if (!problems.empty()) {
         for (const std::string& problem : problems) log.error("%s", problem);
         ready.fail(joinLines(problems));
@@ -363,8 +372,8 @@ int AgentApp::runAgent() {
         const std::string message = std::string("start-up failed: ") + e.what();
         log.error("%s", message);
         ready.fail(message);
-        StopWatchdog watchdog(settings.drainSeconds + 2, log);
-        host.stop();
+        StopWatchdog watchdog(settings.stopTimeoutSeconds + 2, log);
+        if (!host.stop()) exitLeavingAbandonedWork(EXIT_SOFTWARE, "agent stopped (start-up failed)", log);
         return EXIT_SOFTWARE;
     }
     std::string names;
@@ -376,9 +385,16 @@ int AgentApp::runAgent() {
 
     waitForTermination(log);
     notifyStopping();
+    bool clean = true;
     {
-        StopWatchdog watchdog(settings.drainSeconds + 2, log);
-        host.stop();
+        // Last resort only: ModuleHost::stop() keeps to stop_timeout by itself, abandoning tasks
+        // that do not end; this fires only when a module's own stop() hangs.
+        StopWatchdog watchdog(settings.stopTimeoutSeconds + 2, log);
+        clean = host.stop();
+    }
+    if (!clean) {
+        pidFile.reset();
+        exitLeavingAbandonedWork(EXIT_OK, "agent stopped", log);
     }
     log.information("agent stopped");
     return EXIT_OK;
@@ -545,7 +561,7 @@ int AgentApp::checkConfig() {
         for (std::size_t i = 1; i < report.problems.size(); ++i) std::cout << "    " << report.problems[i] << "\n";
     }
     for (const std::string& skipped : settings.skippedModules) std::cout << "module " << skipped << "\n";
-    for (const std::string& problem : wiringProblems(*config, configPath_)) {
+    for (const std::string& problem : wiringProblems(*config, configPath_, host)) {
         std::cout << "config: error: " << problem << "\n";
         ok = false;
     }
@@ -557,13 +573,11 @@ int AgentApp::runOnce() {
     if (!loadConfig(config)) return EXIT_CONFIG;
     const AgentSettings& settings = config->settings();
     setUpConsoleLogging("warning"); // stdout carries only the metrics
-    std::vector<std::string> sources;
-    for (const std::string& name : settings.modules) {
-        if (name.rfind("source-", 0) == 0) sources.push_back(name);
-    }
+    // Every module is loaded and configured (so `once` checks the same config as `run`);
+    // collectOnce() starts only those with the Source role.
     ModuleHost host(*config, detectIdentity(settings.hostname, settings.namespaces), Poco::Logger::get("agent"));
     std::vector<ModuleReport> reports;
-    if (!host.load(sources, reports)) {
+    if (!host.load(settings.modules, reports)) {
         for (const ModuleReport& report : reports)
             for (const std::string& problem : report.problems) std::cerr << "agent: " << problem << "\n";
         return EXIT_CONFIG;

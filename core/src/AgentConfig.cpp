@@ -89,6 +89,8 @@ const ConfigSchema& AgentConfig::agentSchema() {
         {"namespaces", ConfigType::StringList, "[]", "this host's namespaces when there is no registry"},
         {"pidfile", ConfigType::String, "", "pid file; \"\" = <statedir>/agent.pid"},
         {"registry_interval", ConfigType::Integer, "600", "seconds between registry polls (plus a random splay)"},
+        {"stop_timeout", ConfigType::Float, "10",
+         "seconds the whole stop may take (modules, their tasks, the sinks' drain), 1 to 300; tasks still running then are abandoned"},
     };
     return schema;
 }
@@ -222,6 +224,9 @@ void AgentConfig::readSettings(const std::string& defaultModuleDir) {
     s.registryIntervalSeconds = agent.getInt("registry_interval");
     if (s.registryIntervalSeconds < 1 || s.registryIntervalSeconds > 86400)
         errors.add(agent, "registry_interval", "must be between 1 and 86400 seconds");
+    s.stopTimeoutSeconds = agent.getDouble("stop_timeout");
+    if (!(s.stopTimeoutSeconds >= 1 && s.stopTimeoutSeconds <= 300))
+        errors.add(agent, "stop_timeout", "must be between 1 and 300 seconds");
     s.pidFile = agent.getString("pidfile").empty() ? s.stateDir + "/agent.pid" : agent.getPath("pidfile");
     if (s.stateDir.empty()) errors.add(agent, "statedir", "must not be empty");
     if (s.pluginsUser == "root" || s.pluginsUser == "0") errors.add(agent, "pluginsuser", "plugins never run as root");

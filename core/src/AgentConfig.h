@@ -25,6 +25,7 @@ struct AgentSettings {
     std::vector<std::string> namespaces;
     std::string pidFile;
     std::int64_t registryIntervalSeconds = 600;
+    double stopTimeoutSeconds = 10; // the whole stop: modules, their executors, the sinks' drain
     // [output]
     std::vector<std::string> outputNames;
     std::vector<std::string> servers;

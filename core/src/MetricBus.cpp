@@ -90,12 +90,13 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
     return result.droppedPoints;
 }
 
-void SinkChannel::beginStop() {
+void SinkChannel::beginStop(double maxDrainSeconds) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stopping_) return;
         stopping_ = true;
-        drainDeadline_ = Clock::now() + toDuration(options_.drainSeconds);
+        const double drain = maxDrainSeconds < 0 ? options_.drainSeconds : std::min(options_.drainSeconds, maxDrainSeconds);
+        drainDeadline_ = Clock::now() + toDuration(drain);
     }
     changed_.notify_all();
 }
@@ -280,9 +281,9 @@ void MetricBus::flusherLoop() {
     }
 }
 
-void MetricBus::stop() {
+void MetricBus::stop(double maxDrainSeconds) {
     accepting_ = false;
-    for (const SinkChannelPtr& sink : sinks_) sink->beginStop();
+    for (const SinkChannelPtr& sink : sinks_) sink->beginStop(maxDrainSeconds);
     for (const SinkChannelPtr& sink : sinks_) sink->join();
     {
         std::lock_guard<std::mutex> lock(flusherMutex_);

@@ -57,7 +57,8 @@ public:
     // Returns the points of older data dropped to make room; `appended` says whether it was taken.
     std::size_t offer(const std::string& payload, Batch batch, OverflowPolicy policy, bool& appended);
 
-    void beginStop();
+    // `maxDrainSeconds` caps the drain below options().drainSeconds (the stop's budget); < 0 = no cap.
+    void beginStop(double maxDrainSeconds = -1);
     void join();
     void stop();
     void sync() { spool_.sync(); }
@@ -122,8 +123,9 @@ public:
 
     void addSink(const std::string& name, Sink& sink, SinkChannel::Options options);
     void start();
-    // Stops accepting, drains every sink in parallel (each within its drain time), joins.
-    void stop();
+    // Stops accepting, drains every sink in parallel (each within its drain time, and within
+    // `maxDrainSeconds` when that is >= 0: what is left of the agent's stop budget), joins.
+    void stop(double maxDrainSeconds = -1);
 
     // Applies the host-tag and timestamp rule, then appends the batch to every sink's spool.
     PublishResult publish(Batch&& batch, OverflowPolicy policy = OverflowPolicy::DropOldest) override;

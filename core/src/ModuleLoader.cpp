@@ -41,7 +41,50 @@ std::string describeDlopenError(const std::string& path, std::string error) {
 
 } // namespace
 
+std::vector<std::string> roleNames(Roles roles) {
+    std::vector<std::string> names;
+    if (hasRole(roles, Role::Source)) names.emplace_back("source");
+    if (hasRole(roles, Role::Sink)) names.emplace_back("sink");
+    if (hasRole(roles, Role::Server)) names.emplace_back("server");
+    if (hasRole(roles, Role::Reporter)) names.emplace_back("reporter");
+    return names;
+}
+
+std::string roleList(Roles roles) {
+    std::string text;
+    for (const std::string& name : roleNames(roles)) text += (text.empty() ? "" : ", ") + name;
+    return text.empty() ? "none" : text;
+}
+
 ModuleLoader::~ModuleLoader() = default;
+
+void ModuleLoader::keepLoaded(const std::string& name) {
+    auto it = loadedNames_.find(name);
+    if (it == loadedNames_.end()) return;
+    // One more reference, never released: whatever unloads the library later only drops ours.
+    (void)dlopen(it->second.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+// Role::Source iff the object is a Source, Role::Sink iff a Sink: the core calls collect() and
+// write() on those roles, so a description that disagrees with the type is refused at load.
+void ModuleLoader::checkDescription(const std::string& path, const Module& module, const ModuleDescription& description) {
+    const bool isSource = dynamic_cast<const Source*>(&module) != nullptr;
+    const bool isSink = dynamic_cast<const Sink*>(&module) != nullptr;
+    if (hasRole(description.roles, Role::Source) != isSource)
+        throw ModuleLoadError(path + ": describe() " + (isSource ? "omits the source role of a Source" : "claims the source role, but the module is no Source"));
+    if (hasRole(description.roles, Role::Sink) != isSink)
+        throw ModuleLoadError(path + ": describe() " + (isSink ? "omits the sink role of a Sink" : "claims the sink role, but the module is no Sink"));
+    constexpr Roles kKnown = Role::Source | Role::Sink | Role::Server | Role::Reporter;
+    if ((description.roles & ~kKnown) != 0)
+        throw ModuleLoadError(path + ": describe() claims an unknown role (" + std::to_string(description.roles) + ")");
+    if (description.workers < 1 || description.workers > 16)
+        throw ModuleLoadError(path + ": describe() asks for " + std::to_string(description.workers) +
+                              " workers (1 to 16)");
+    for (const std::string& route : description.routes) {
+        if (route.empty() || route.front() != '/')
+            throw ModuleLoadError(path + ": describe() declares route \"" + route + "\", which does not start with '/'");
+    }
+}
 
 void ModuleLoader::checkLibrary(const std::string& path) {
     if (!Poco::File(path).exists()) throw ModuleLoadError(path + ": not found");
@@ -100,8 +143,18 @@ LoadedModule ModuleLoader::load(const std::string& name) {
     loaded.name = name;
     loaded.path = path;
     loaded.instance.reset(classLoader_.create(name));
-    if (dynamic_cast<Source*>(loaded.instance.get()) != nullptr) loaded.kind = ModuleKind::Source;
-    else if (dynamic_cast<Sink*>(loaded.instance.get()) != nullptr) loaded.kind = ModuleKind::Sink;
+    try {
+        try {
+            loaded.description = loaded.instance->describe();
+        } catch (const std::exception& error) {
+            throw ModuleLoadError(path + ": describe() failed: " + error.what());
+        }
+        checkDescription(path, *loaded.instance, loaded.description);
+    } catch (const ModuleLoadError&) {
+        loaded.instance.reset(); // its code goes with the library
+        classLoader_.unloadLibrary(path);
+        throw;
+    }
     loadedNames_[name] = path;
     return loaded;
 }

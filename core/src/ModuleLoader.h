@@ -9,6 +9,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace agent {
 
@@ -19,14 +20,18 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-enum class ModuleKind { Source, Sink, Other };
-
 struct LoadedModule {
     std::string name;
     std::string path;
-    ModuleKind kind = ModuleKind::Other;
+    ModuleDescription description; // describe()'s answer, checked against the module's type
     ModulePtr instance;
+
+    bool has(Role role) const { return hasRole(description.roles, role); }
 };
+
+// "source, server": the roles in a fixed order, for logs and /me/status; "none" for no role.
+std::vector<std::string> roleNames(Roles roles);
+std::string roleList(Roles roles);
 
 class ModuleLoader {
 public:
@@ -38,12 +43,20 @@ public:
     const std::string& directory() const { return directory_; }
     std::string pathOf(const std::string& name) const { return directory_ + "/" + name + ".so"; }
 
-    // Loads <directory>/<name>.so and creates its module. Throws ModuleLoadError.
-    // Every instance must be destroyed before the loader (which unloads the libraries).
+    // Loads <directory>/<name>.so, creates its module and reads its describe(). Throws
+    // ModuleLoadError, also when the description does not fit the module (a Source role without
+    // deriving from Source, a route not starting with '/', workers outside 1..16).
+    // Every instance must be destroyed before the loader (which may unload the libraries).
     LoadedModule load(const std::string& name);
+
+    // Pins the library of a loaded module for the life of the process: a thread the core had to
+    // leave running in that module's code must never find it unmapped.
+    void keepLoaded(const std::string& name);
 
     // The checks alone, for any file: ABI symbol, ABI number, undefined symbols.
     static void checkLibrary(const std::string& path);
+    // Whether describe()'s answer fits the module; throws ModuleLoadError naming `path`.
+    static void checkDescription(const std::string& path, const Module& module, const ModuleDescription& description);
 
 private:
     std::string directory_;

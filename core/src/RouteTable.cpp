@@ -2,13 +2,15 @@
 
 #include <Poco/Exception.h>
 
-#include <algorithm>
-
 namespace agent {
 namespace {
 
-// Routes that belong to a module; when it is not loaded, a request for them says which.
-const std::map<std::string, std::string> kModuleRoutes = {
+std::string ownerText(const std::string& owner) { return owner.empty() ? "the agent's core" : "module " + owner; }
+
+// Only for the text of a 404: paths of modules that ship with the agent, so that a request for one
+// whose module is not loaded says which module to load. Ownership comes from the loaded modules'
+// declarations (declare()), never from this table.
+const std::map<std::string, std::string> kShippedModuleHints = {
     {"/plugins/list", "source-exec"},   {"/plugins/update", "source-exec"}, {"/plugins/run", "source-exec"},
     {"/plugins/enable", "source-exec"}, {"/plugins/disable", "source-exec"}, {"/post", "api-http"},
 };
@@ -17,7 +19,49 @@ const std::map<std::string, std::string> kModuleRoutes = {
 
 void RouteTable::add(const std::string& path, std::vector<std::string> methods, RouteHandler handler) {
     std::lock_guard<std::mutex> lock(mutex_);
-    routes_[path] = Route{std::set<std::string>(methods.begin(), methods.end()), std::move(handler)};
+    auto it = routes_.find(path);
+    if (it != routes_.end() && !it->second.owner.empty())
+        throw Poco::InvalidArgumentException("the core cannot register " + path + ": it belongs to " +
+                                             ownerText(it->second.owner));
+    routes_[path] = Route{"", std::set<std::string>(methods.begin(), methods.end()), std::move(handler)};
+}
+
+std::vector<std::string> RouteTable::declare(const std::string& owner, const std::vector<std::string>& paths) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> problems;
+    for (const std::string& path : paths) {
+        if (path.empty() || path.front() != '/') {
+            problems.push_back("route \"" + path + "\" must start with '/'");
+            continue;
+        }
+        auto it = routes_.find(path);
+        if (it != routes_.end() && it->second.owner != owner)
+            problems.push_back("route " + path + " belongs to " + ownerText(it->second.owner));
+    }
+    if (!problems.empty()) return problems;
+    for (const std::string& path : paths) routes_[path].owner = owner;
+    return problems;
+}
+
+void RouteTable::addFor(const std::string& owner, const std::string& path, std::vector<std::string> methods,
+                        RouteHandler handler) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = routes_.find(path);
+    if (it == routes_.end())
+        throw Poco::InvalidArgumentException("module " + owner + " cannot register " + path +
+                                             ": it is not among the routes its describe() declares");
+    if (it->second.owner != owner)
+        throw Poco::InvalidArgumentException("module " + owner + " cannot register " + path + ": it belongs to " +
+                                             ownerText(it->second.owner));
+    it->second.methods = std::set<std::string>(methods.begin(), methods.end());
+    it->second.handler = std::move(handler);
+}
+
+void RouteTable::withdraw(const std::string& owner) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [path, route] : routes_) {
+        if (route.owner == owner) route.handler = nullptr;
+    }
 }
 
 HttpResponse RouteTable::dispatch(const HttpRequest& request, std::string& route) const {
@@ -26,16 +70,17 @@ HttpResponse RouteTable::dispatch(const HttpRequest& request, std::string& route
         std::lock_guard<std::mutex> lock(mutex_);
         auto it = routes_.find(request.path);
         if (it == routes_.end()) {
-            auto owner = kModuleRoutes.find(request.path);
-            if (owner != kModuleRoutes.end() &&
-                std::find(loaded_.begin(), loaded_.end(), owner->second) == loaded_.end()) {
+            auto hint = kShippedModuleHints.find(request.path);
+            if (hint != kShippedModuleHints.end()) {
                 route = request.path;
-                return errorResponse(404, request.path + " is served by module " + owner->second + ", which is not loaded");
+                return errorResponse(404, request.path + " is served by module " + hint->second + ", which is not loaded");
             }
             route = "other";
             return errorResponse(404, "no route " + request.path);
         }
         route = it->first;
+        if (!it->second.handler)
+            return errorResponse(503, request.path + " is served by module " + it->second.owner + ", which is not running");
         if (!it->second.methods.empty() && it->second.methods.count(request.method) == 0) {
             std::string allowed;
             for (const std::string& method : it->second.methods) allowed += (allowed.empty() ? "" : ", ") + method;

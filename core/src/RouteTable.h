@@ -1,5 +1,10 @@
-// The agent's HTTP routes: registered by the core and by modules, answered for the api-http
-// module, with requests counted by route and status for /metrics.
+// The agent's HTTP routes: registered by the core and by modules, answered for the Server modules
+// (api-http), with requests counted by route and status for /metrics.
+//
+// A module's paths are owned by declaration (ModuleDescription::routes): the table knows the owner
+// of each declared path, refuses a path to any other module, and answers 503 naming the owner
+// while the owner has not registered it or has stopped. Paths the core adds itself (add()) are the
+// core's.
 #pragma once
 
 #include <agent/Routes.h>
@@ -14,26 +19,49 @@ namespace agent {
 
 class RouteTable : public RouteRegistry {
 public:
-    // `loadedModules` decides which module a missing route's 404 names.
-    explicit RouteTable(std::vector<std::string> loadedModules) : loaded_(std::move(loadedModules)) {}
-
+    // The core's own routes.
     void add(const std::string& path, std::vector<std::string> methods, RouteHandler handler) override;
     HttpResponse handle(const HttpRequest& request) const override;
+
+    // Records that `owner` serves `paths` (at load). Returns one problem per path that is not
+    // absolute, belongs to the core or to another module; nothing is recorded then.
+    std::vector<std::string> declare(const std::string& owner, const std::vector<std::string>& paths);
+    // A module's registration. Throws Poco::InvalidArgumentException for a path `owner` did not
+    // declare, or one that another module or the core owns.
+    void addFor(const std::string& owner, const std::string& path, std::vector<std::string> methods,
+                RouteHandler handler);
+    // Removes the handlers of `owner` (it stopped); its paths answer 503 from now on.
+    void withdraw(const std::string& owner);
 
     // Requests answered so far, by (route, status); unknown paths count under route "other".
     std::map<std::pair<std::string, int>, std::uint64_t> requestCounts() const;
 
 private:
     struct Route {
+        std::string owner; // "" = the core
         std::set<std::string> methods;
-        RouteHandler handler;
+        RouteHandler handler; // empty while the owner has not registered it (or has stopped)
     };
     HttpResponse dispatch(const HttpRequest& request, std::string& route) const;
 
-    const std::vector<std::string> loaded_;
     mutable std::mutex mutex_; // guards routes_ and counts_
     std::map<std::string, Route> routes_;
     mutable std::map<std::pair<std::string, int>, std::uint64_t> counts_;
+};
+
+// What one module sees as Context::routes(): registrations are checked against its declaration;
+// handle() answers from the whole table (a Server module serves every route).
+class ModuleRoutes : public RouteRegistry {
+public:
+    ModuleRoutes(RouteTable& table, std::string owner) : table_(table), owner_(std::move(owner)) {}
+    void add(const std::string& path, std::vector<std::string> methods, RouteHandler handler) override {
+        table_.addFor(owner_, path, std::move(methods), std::move(handler));
+    }
+    HttpResponse handle(const HttpRequest& request) const override { return table_.handle(request); }
+
+private:
+    RouteTable& table_;
+    const std::string owner_;
 };
 
 } // namespace agent

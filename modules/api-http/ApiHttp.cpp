@@ -104,6 +104,10 @@ private:
 class ApiHttp : public agent::Module {
 public:
     const agent::ConfigSchema& configSchema() const override { return kSchema; }
+    // A Server: the core starts it after, and stops it before, every module whose routes it serves.
+    agent::ModuleDescription describe() const override {
+        return {static_cast<agent::Roles>(agent::Role::Server), {"/post"}, 1};
+    }
 
     void configure(const agent::ModuleConfig& config) override {
         agent::ConfigErrors errors;

@@ -72,6 +72,10 @@ SettingLookup fromSection(const agent::ModuleConfig& config) {
 class ReporterArgus : public agent::Module {
 public:
     const agent::ConfigSchema& configSchema() const override { return kSchema; }
+    // A Reporter: stopped before the modules whose health it sends.
+    agent::ModuleDescription describe() const override {
+        return {static_cast<agent::Roles>(agent::Role::Reporter), {}, 1};
+    }
 
     void configure(const agent::ModuleConfig& config) override {
         agent::ConfigErrors errors;

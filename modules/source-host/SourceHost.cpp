@@ -47,6 +47,11 @@ std::string taskName(const agent::host::CollectionTask& task) {
 class SourceHost : public agent::Source {
 public:
     const agent::ConfigSchema& configSchema() const override { return agent::host::hostConfigSchema(); }
+    // Two threads: a statvfs() hanging on a dead network mount holds the fs group's thread, and
+    // `alive` and the other groups must go on meanwhile on the other.
+    agent::ModuleDescription describe() const override {
+        return {static_cast<agent::Roles>(agent::Role::Source), {}, 2};
+    }
 
     void configure(const agent::ModuleConfig& config) override {
         agent::host::HostSettings settings = agent::host::readHostSettings(config);

@@ -39,6 +39,10 @@ std::string field(const agent::Registry::Entry& entry, const char* key, const st
 class SourceProbe : public agent::Source {
 public:
     const agent::ConfigSchema& configSchema() const override { return kSchema; }
+    // Two threads: a round that waits on connect timeouts must not hold up the module's other work.
+    agent::ModuleDescription describe() const override {
+        return {static_cast<agent::Roles>(agent::Role::Source), {}, 2};
+    }
 
     void configure(const agent::ModuleConfig& config) override {
         agent::ConfigErrors errors;

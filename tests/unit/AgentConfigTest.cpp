@@ -132,6 +132,20 @@ TEST(AgentConfig, PluginsNeverRunAsRoot) {
     EXPECT_NE(errorsOf("[agent]\npluginsuser = \"root\"\n").find("pluginsuser: plugins never run as root"), std::string::npos);
 }
 
+TEST(AgentConfig, StopTimeoutIsTenSecondsByDefaultAndBetweenOneAndThreeHundred) {
+    EXPECT_DOUBLE_EQ(fromText("[agent]\n").settings().stopTimeoutSeconds, 10.0);
+    EXPECT_DOUBLE_EQ(fromText("[agent]\nstop_timeout = 2.5\n").settings().stopTimeoutSeconds, 2.5);
+    EXPECT_DOUBLE_EQ(fromText("[agent]\nstop_timeout = 300\n").settings().stopTimeoutSeconds, 300.0);
+    for (const char* bad : {"0.5", "301", "-1"}) {
+        const std::string error = errorsOf(std::string("[agent]\nlisten = \"x\"\nstop_timeout = ") + bad + "\n");
+        EXPECT_NE(error.find("test.toml:3: [agent] stop_timeout: must be between 1 and 300 seconds"), std::string::npos)
+            << bad << ": " << error;
+    }
+    EXPECT_NE(errorsOf("[agent]\nstop_timeout = \"soon\"\n").find("test.toml:2: [agent] stop_timeout: must be a number"),
+              std::string::npos)
+        << errorsOf("[agent]\nstop_timeout = \"soon\"\n");
+}
+
 TEST(AgentConfig, UnknownOutputNameIsAnError) {
     EXPECT_NE(errorsOf("[output]\nname = \"kafka\"\n").find("[output] name: \"kafka\" is not a known output"), std::string::npos);
 }

@@ -1,5 +1,6 @@
 // ModuleLoader: each kind of bad .so is refused with one line naming the file and the reason;
-// a good module loads and is recognised by its kind.
+// a good module loads with the roles it describes, and a description that does not fit the
+// module's type is refused naming the file.
 #include "ModuleLoader.h"
 
 #include <agent/Abi.h>
@@ -28,7 +29,9 @@ std::string fileOf(const std::string& name) { return std::string(AGENT_TEST_MODU
 TEST(ModuleLoader, GoodModuleLoadsAsASource) {
     ModuleLoader loader(AGENT_TEST_MODULE_DIR);
     agent::LoadedModule module = loader.load("source-good");
-    EXPECT_EQ(module.kind, agent::ModuleKind::Source);
+    EXPECT_TRUE(module.has(agent::Role::Source));
+    EXPECT_FALSE(module.has(agent::Role::Sink));
+    EXPECT_EQ(module.description.workers, 1u);
     EXPECT_EQ(module.path, fileOf("source-good"));
     ASSERT_NE(module.instance, nullptr);
     EXPECT_EQ(module.instance->configSchema().size(), 2u);
@@ -93,4 +96,59 @@ TEST(ModuleLoader, NamesThatCouldEscapeTheDirectoryAreRefused) {
     ModuleLoader loader(AGENT_TEST_MODULE_DIR);
     const std::string line = refusal(loader, "../source-good");
     EXPECT_NE(line.find("invalid module name"), std::string::npos) << line;
+}
+
+namespace {
+
+class PlainModule : public agent::Module {
+public:
+    explicit PlainModule(agent::ModuleDescription description) : description_(std::move(description)) {}
+    const agent::ConfigSchema& configSchema() const override { return schema_; }
+    agent::ModuleDescription describe() const override { return description_; }
+    void configure(const agent::ModuleConfig&) override {}
+
+private:
+    agent::ConfigSchema schema_;
+    agent::ModuleDescription description_;
+};
+
+class PlainSink : public agent::Sink {
+public:
+    const agent::ConfigSchema& configSchema() const override { return schema_; }
+    void configure(const agent::ModuleConfig&) override {}
+    agent::WriteOutcome write(const agent::Batch&) override { return agent::WriteOutcome::Done; }
+
+private:
+    agent::ConfigSchema schema_;
+};
+
+std::string descriptionRefusal(const agent::Module& module, const agent::ModuleDescription& description) {
+    try {
+        ModuleLoader::checkDescription("/m/x.so", module, description);
+    } catch (const ModuleLoadError& e) {
+        return e.what();
+    }
+    return "accepted";
+}
+
+} // namespace
+
+TEST(ModuleLoader, DescriptionMustFitTheModulesType) {
+    const PlainModule plain({});
+    const PlainSink sink;
+    EXPECT_EQ(descriptionRefusal(plain, {agent::Role::Server | agent::Role::Reporter, {"/x"}, 16}), "accepted");
+    EXPECT_EQ(descriptionRefusal(sink, sink.describe()), "accepted");
+    EXPECT_EQ(descriptionRefusal(plain, {static_cast<agent::Roles>(agent::Role::Source), {}, 1}),
+              "/m/x.so: describe() claims the source role, but the module is no Source");
+    EXPECT_EQ(descriptionRefusal(sink, {static_cast<agent::Roles>(agent::Role::Server), {}, 1}),
+              "/m/x.so: describe() omits the sink role of a Sink");
+    EXPECT_EQ(descriptionRefusal(plain, {0, {}, 0}), "/m/x.so: describe() asks for 0 workers (1 to 16)");
+    EXPECT_EQ(descriptionRefusal(plain, {0, {}, 17}), "/m/x.so: describe() asks for 17 workers (1 to 16)");
+    EXPECT_EQ(descriptionRefusal(plain, {0, {"plugins"}, 1}),
+              "/m/x.so: describe() declares route \"plugins\", which does not start with '/'");
+}
+
+TEST(ModuleLoader, RoleListNamesEveryRoleInAFixedOrder) {
+    EXPECT_EQ(agent::roleList(agent::Role::Server | agent::Role::Source), "source, server");
+    EXPECT_EQ(agent::roleList(0), "none");
 }

@@ -35,8 +35,9 @@ public:
     virtual ~RouteRegistry() = default;
     // Registers `path` (exact match) for `methods` (empty = any method).
     virtual void add(const std::string& path, std::vector<std::string> methods, RouteHandler handler) = 0;
-    // Answers a request: the route's handler, 405 for a method it does not take, 404 otherwise
-    // (naming the module that would serve it when that module is not loaded).
+    // Answers a request: the route's handler, 405 for a method it does not take, 503 naming the
+    // module for a path a module declared but does not serve now (not started yet, or stopped),
+    // 404 otherwise (naming the module that would serve it when it ships with the agent).
     virtual HttpResponse handle(const HttpRequest& request) const = 0;
 };
 
