@@ -42,7 +42,9 @@ using Poco::Util::Option;
 const std::vector<std::string> kCommands = {"run", "start", "stop", "status", "check", "once", "version"};
 constexpr const char* kReadyFdVariable = "AGENT_READY_FD";
 constexpr int kStartTimeoutSeconds = 60;
-constexpr int kStopTimeoutSeconds = 15;
+// `agent stop` waits for the agent's own bound ([agent] stop_timeout) plus its watchdog's 2 s and
+// a margin for the pid lock to go.
+constexpr double kStopWaitMarginSeconds = 5;
 
 // The pipe through which `agent run`, started by `agent start`, tells its starter whether it came
 // up; the starter returns only then, with the agent's own error if it did not.
@@ -509,14 +511,16 @@ int AgentApp::stopAgent() {
             std::cerr << "agent: cannot signal pid " << *pid << ": " << std::strerror(errno) << "\n";
             return EXIT_SOFTWARE;
         }
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kStopTimeoutSeconds);
+        const double waitSeconds = settings.stopTimeoutSeconds + kStopWaitMarginSeconds;
+        const auto deadline = std::chrono::steady_clock::now() +
+                              std::chrono::milliseconds(static_cast<long>(waitSeconds * 1000));
         while (PidFile::runningPid(settings.pidFile) && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         // The lock goes a moment before the process: wait for the process itself.
         while (processExists(*pid) && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         if (PidFile::runningPid(settings.pidFile) || processExists(*pid)) {
-            std::cerr << "agent: pid " << *pid << " did not stop within " << kStopTimeoutSeconds << " s\n";
+            std::cerr << "agent: pid " << *pid << " did not stop within " << waitSeconds << " s\n";
             return EXIT_SOFTWARE;
         }
         std::cout << "agent stopped (pid " << *pid << ")\n";
