@@ -206,8 +206,14 @@ void TaskScheduler::timerLoop(const std::shared_ptr<Shared>& shared) {
             while (task->due <= now) task->due += task->period;
             shared->schedule(task);
         }
-        if (shared->timers.empty()) shared->timerWake.wait(lock);
-        else shared->timerWake.wait_until(lock, shared->timers.top().at);
+        if (shared->timers.empty()) {
+            shared->timerWake.wait(lock);
+        } else {
+            // A copy: wait_until reads its argument again after waking, when the heap (changed by
+            // every() or stop() while the lock was released) may have moved the element.
+            const Clock::time_point next = shared->timers.top().at;
+            shared->timerWake.wait_until(lock, next);
+        }
     }
 }
 
