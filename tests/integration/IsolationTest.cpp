@@ -9,6 +9,14 @@
 
 #include <gtest/gtest.h>
 
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/StreamCopier.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
@@ -106,6 +114,23 @@ bool stillRuns(pid_t pid, const std::string& start) {
     std::vector<std::string> values;
     for (std::string field; fields >> field;) values.push_back(field);
     return values.size() >= 20 && values[19] == start && values[0] != "Z";
+}
+
+int freePort() {
+    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
+    return socket.address().port();
+}
+
+// GET `uri` from the agent's API; the parsed JSON object (throws when the answer is not one).
+Poco::JSON::Object::Ptr getJson(int port, const std::string& uri) {
+    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
+    session.setTimeout(Poco::Timespan(30, 0));
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, uri, Poco::Net::HTTPMessage::HTTP_1_1);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::string body;
+    Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
+    return Poco::JSON::Parser().parse(body).extract<Poco::JSON::Object::Ptr>();
 }
 
 RegistryFixture::Entry pluginEntry(const std::string& project, const std::string& git, const std::string& interval) {
@@ -277,4 +302,62 @@ TEST(Isolation, AThirdPartyRouteModuleStopsBeforeTheModulesItServes) {
         EXPECT_LT(front, other) << served << "\n" << readFile(log);
     }
     EXPECT_TRUE(contains(readFile(log), "web-front: GET /plugins/list answered 200 while stopping")) << readFile(log);
+}
+
+// A plugin that ignores SIGTERM outlives its 1 s period (timeout 0.5 s + kill_grace 2 s): it skips
+// its own periods, counted in its row, while a quick plugin of the same period runs every second.
+// Every scheduled start is measured against its due time (start_delay_ms in the module's health).
+TEST(Isolation, APluginStillRunningWhenDueSkipsOnlyItsOwnPeriods) {
+    TempDir dir;
+    GitServer git;
+    git.createRepo("ops/stuck", "#!/bin/sh\ntrap '' TERM\nsleep 1000\n");
+    git.createRepo("ops/quick", "#!/bin/sh\necho '[]'\n");
+    RegistryFixture registry;
+    registry.setNamespace("ops", "1", {pluginEntry("stuck", git.fileUrl("ops/stuck"), "1"),
+                                       pluginEntry("quick", git.fileUrl("ops/quick"), "1")});
+    const int port = freePort();
+    const std::string metrics = dir / "metrics.lp";
+    const std::string config = writeAgentConfig(
+        dir, AGENT_MODULE_DIR, "[\"source-exec\", \"sink-file\", \"api-http\"]",
+        "[source-exec]\ninterval = 1\nclone_splay = 0\nkill_grace = 2\n"
+        "[sink-file]\npath = \"" + metrics + "\"\n",
+        "registryaddr = \"" + registry.url() + "\"\npluginsuser = \"nobody\"\n");
+    // writeAgentConfig leaves the API off; this test reads the plugin table and the health.
+    std::string text = readFile(config);
+    text.replace(text.find("listen = \"\""), std::string("listen = \"\"").size(), "listen = \"127.0.0.1:" + std::to_string(port) + "\"");
+    writeFile(config, text);
+    BackgroundProcess agent({kAgent, "run", "-f", config}, dir.path());
+    const std::string log = dir / "log/agent.log";
+
+    auto rowOf = [&](const std::string& project) -> Poco::JSON::Object::Ptr {
+        Poco::JSON::Object::Ptr status = getJson(port, "/me/status");
+        return status->getObject("modules")->getObject("source-exec")->getObject("health")->getObject("plugins")->getObject(
+            "ops/" + project);
+    };
+    ASSERT_TRUE(eventually(
+        [&] {
+            try {
+                return rowOf("stuck")->getValue<Poco::UInt64>("skipped") >= 2 && rowOf("quick")->getValue<Poco::UInt64>("runs") >= 6;
+            } catch (const std::exception&) {
+                return false;
+            }
+        },
+        std::chrono::seconds(60)))
+        << readFile(log) << agent.err();
+    EXPECT_TRUE(contains(readFile(log), "plugin ops/stuck: still running when due again; period skipped")) << readFile(log);
+    EXPECT_EQ(rowOf("quick")->getValue<Poco::UInt64>("skipped"), 0u);
+    EXPECT_TRUE(contains(readFile(metrics), "PLUGIN.stuck,ns=ops,host=test-host,status=timeout ")) << readFile(metrics);
+
+    Poco::JSON::Object::Ptr health = getJson(port, "/me/status")->getObject("modules")->getObject("source-exec")->getObject("health");
+    Poco::JSON::Object::Ptr delays = health->getObject("start_delay_ms");
+    ASSERT_TRUE(delays) << "no start_delay_ms in the health";
+    EXPECT_GE(delays->getValue<Poco::UInt64>("samples"), 6u);
+    EXPECT_LE(delays->getValue<double>("p50"), delays->getValue<double>("p99"));
+    EXPECT_LE(delays->getValue<double>("p99"), delays->getValue<double>("max"));
+    EXPECT_EQ(health->getValue<int>("supervised_threads"), 1);
+    std::cout << "[ figures  ] start delay ms: p50 " << delays->getValue<double>("p50") << ", p99 "
+              << delays->getValue<double>("p99") << ", max " << delays->getValue<double>("max") << " over "
+              << delays->getValue<Poco::UInt64>("samples") << " runs\n";
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0) << readFile(log);
 }
