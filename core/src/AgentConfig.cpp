@@ -18,8 +18,9 @@ namespace {
 
 const std::vector<std::string> kCoreSections = {"agent", "output", "log", "modules"};
 
-// Module kinds are name prefixes (docs/ARCHITECTURE.md §4.5); a section named like this configures
-// a module.
+// When the modules are derived from a Go agent's config (no [modules] load), a section named with
+// one of these prefixes asks for the module of that name. Only the config goes by name; what a
+// loaded module is comes from its describe() (docs/ARCHITECTURE.md §4.5).
 bool looksLikeModule(const std::string& name) {
     for (const char* prefix : {"source-", "sink-", "api-", "reporter-"}) {
         if (name.rfind(prefix, 0) == 0) return true;
