@@ -71,7 +71,6 @@ std::vector<std::string> splitParameters(const std::string& parameters) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::chrono::milliseconds kDrainLimit = PluginProcess::kDrainLimit;
 constexpr std::chrono::milliseconds kExitCheckInterval = PluginProcess::kExitCheckInterval;
 constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
 constexpr std::size_t kChildStackSize = std::size_t{64} * 1024; // the child's few frames before execve()
