@@ -47,7 +47,7 @@ public:
     }
     void configure(const agent::ModuleConfig&) override {}
 
-    agent::WriteOutcome write(const agent::Batch& batch) override {
+    agent::WriteResult write(const agent::Batch& batch) override {
         {
             std::lock_guard<std::mutex> lock(countMutex_);
             points_ += batch.size();

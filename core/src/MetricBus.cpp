@@ -201,7 +201,7 @@ bool SinkChannel::deliver(const Batch& batch) {
         WriteOutcome outcome = WriteOutcome::Retry;
         std::string error;
         try {
-            outcome = sink_.write(batch);
+            outcome = sink_.write(batch).outcome;
         } catch (const Poco::Exception& e) {
             error = e.displayText();
         } catch (const std::exception& e) {

@@ -54,7 +54,7 @@ public:
         logger_->information("writing line protocol to %s", path_);
     }
 
-    agent::WriteOutcome write(const agent::Batch& batch) override {
+    agent::WriteResult write(const agent::Batch& batch) override {
         std::string text;
         encoder_.append(text, batch);
         if (text.empty()) return agent::WriteOutcome::Done; // nothing encodable (NaN only)

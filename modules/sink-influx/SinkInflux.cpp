@@ -89,7 +89,7 @@ public:
         context.setHealth(writer_->health());
     }
 
-    agent::WriteOutcome write(const agent::Batch& batch) override {
+    agent::WriteResult write(const agent::Batch& batch) override {
         if (!writer_) throw Poco::IllegalStateException("sink-influx: write() before start()");
         const agent::WriteOutcome outcome = writer_->write(batch);
         context_->setHealth(writer_->health());

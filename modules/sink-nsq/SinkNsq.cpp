@@ -140,7 +140,7 @@ public:
         context.setHealth(writer_->health());
     }
 
-    agent::WriteOutcome write(const agent::Batch& batch) override {
+    agent::WriteResult write(const agent::Batch& batch) override {
         std::lock_guard<std::mutex> lock(writerMutex_);
         if (!writer_) throw Poco::IllegalStateException("sink-nsq: write() before start()");
         const agent::WriteOutcome outcome = writer_->write(batch);
