@@ -246,3 +246,11 @@ void InfluxServer::execute(const std::string& influxql) const {
 }
 
 } // namespace agent::test
+
+namespace agent::test {
+
+void InfluxServer::signal(int signal) const {
+    if (process_) process_->signal(signal);
+}
+
+} // namespace agent::test

@@ -39,6 +39,8 @@ public:
     // SIGTERM, then SIGKILL when it has not exited within 15 s.
     void stop();
     bool running();
+    // Sends `signal` to influxd (SIGSTOP / SIGCONT: a database that stalls without closing).
+    void signal(int signal) const;
 
     std::uint16_t httpPort() const { return httpPort_; }
     std::string url() const; // http://127.0.0.1:<httpPort>
