@@ -436,14 +436,19 @@ TEST_F(SinkInflux, MoreCallersThanConcurrencyShareItsConnectionsAndSequentialWri
 }
 
 // The measurement behind the default of `concurrency` (README): the same points, in batches of
-// 5000, written by 1, 2, 4 and 8 threads through a writer with that concurrency, each run into a
-// database of its own (created beforehand). Prints points/s; asserts only that everything arrived.
-// Run it by hand: unit_tests --gtest_also_run_disabled_tests --gtest_filter='*ThroughputByConcurrency'
+// BENCH_BATCH points (5000), written by 1, 2, 4 and 8 threads through a writer with that
+// concurrency, each run into a database of its own (created beforehand); BENCH_ROUNDS (3) rounds
+// of the four, interleaved. Prints points/s; asserts only that everything arrived. Run it by hand:
+// unit_tests --gtest_also_run_disabled_tests --gtest_filter='*ThroughputByConcurrency'
 // (BENCH_POINTS sets the points per run, 400000 by default).
 TEST_F(SinkInflux, DISABLED_ThroughputByConcurrency) {
-    const char* env = std::getenv("BENCH_POINTS");
-    const int total = env != nullptr ? std::atoi(env) : 400'000;
-    constexpr int kBatch = 5000;
+    auto fromEnv = [](const char* name, int fallback) {
+        const char* value = std::getenv(name);
+        return value != nullptr ? std::atoi(value) : fallback;
+    };
+    const int total = fromEnv("BENCH_POINTS", 400'000);
+    const int kBatch = fromEnv("BENCH_BATCH", 5000);
+    const int rounds = fromEnv("BENCH_ROUNDS", 3);
     std::vector<Batch> batches;
     for (int first = 0; first < total; first += kBatch) {
         Batch batch;
@@ -460,12 +465,16 @@ TEST_F(SinkInflux, DISABLED_ThroughputByConcurrency) {
         }
         batches.push_back(std::move(batch));
     }
+    for (int round = 0; round < rounds; ++round)
     for (const unsigned concurrency : {1u, 2u, 4u, 8u}) {
+        const std::string database =
+            "throughput_" + std::to_string(kBatch) + "_" + std::to_string(round) + "_" + std::to_string(concurrency);
         WriterSettings settings = settingsFor({server().url()});
         settings.concurrency = concurrency;
-        settings.databaseTemplate = "{ns}_" + std::to_string(concurrency);
+        settings.batchSize = static_cast<std::size_t>(kBatch);
+        settings.databaseTemplate = database;
         settings.createDatabase = false;
-        server().execute("CREATE DATABASE \"throughput_" + std::to_string(concurrency) + "\"");
+        server().execute("CREATE DATABASE \"" + database + "\"");
         InfluxWriter writer(settings, testLogger());
         std::atomic<std::size_t> next{0};
         std::atomic<int> failed{0};
@@ -481,10 +490,11 @@ TEST_F(SinkInflux, DISABLED_ThroughputByConcurrency) {
             thread.join();
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         EXPECT_EQ(failed.load(), 0) << writer.stats().lastError;
-        std::printf("concurrency %u: %d points in %.3f s = %.0f points/s (%llu connections)\n", concurrency, total,
-                    seconds, total / seconds, static_cast<unsigned long long>(writer.stats().connectionsOpened));
+        std::printf("round %d, batches of %d, concurrency %u: %d points in %.3f s = %.0f points/s (%llu connections)\n",
+                    round, kBatch, concurrency, total, seconds, total / seconds,
+                    static_cast<unsigned long long>(writer.stats().connectionsOpened));
         std::fflush(stdout);
-        EXPECT_EQ(server().count("throughput_" + std::to_string(concurrency), "SELECT count(bytes) FROM net"), total);
+        EXPECT_EQ(server().count(database, "SELECT count(bytes) FROM net"), total);
     }
 }
 
