@@ -428,7 +428,6 @@ InfluxWriter::Response InfluxWriter::exchange(std::size_t index, const std::stri
     Session& session = *pooled;
     for (int attempt = 0; attempt < 2; ++attempt) {
         const bool reused = !session.willConnect();
-        if (!reused) ++connectionsOpened_;
         try {
             HTTPRequest request(HTTPRequest::HTTP_POST, target, HTTPMessage::HTTP_1_1);
             request.setKeepAlive(true);
@@ -439,6 +438,7 @@ InfluxWriter::Response InfluxWriter::exchange(std::size_t index, const std::stri
                 Poco::Net::HTTPBasicCredentials(settings_.username, settings_.password).authenticate(request);
             ++requests_;
             std::ostream& out = session.sendRequest(request);
+            if (!reused) ++connectionsOpened_; // connected (a refused connect throws above)
             // The header has gone out in a segment of its own; without TCP_NODELAY the body's last
             // partial segment waits for its ACK, which the peer delays: 40 ms per request.
             session.socket().setNoDelay(true);
