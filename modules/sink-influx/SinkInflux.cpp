@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <string>
 
 namespace {
@@ -98,10 +99,12 @@ public:
     }
 
     // Called from up to batching().concurrency threads at once: the writer is thread-safe, and
-    // each call hands the context a new health object.
+    // each call hands the context a new health object (taken and handed over under healthMutex_,
+    // so that a write finishing later never puts back an older snapshot).
     agent::WriteResult write(const agent::Batch& batch) override {
         if (!writer_) throw Poco::IllegalStateException("sink-influx: write() before start()");
         const agent::WriteResult result = writer_->write(batch);
+        std::lock_guard<std::mutex> lock(healthMutex_);
         context_->setHealth(writer_->health());
         return result;
     }
@@ -117,6 +120,7 @@ private:
     agent::SinkBatching batching_;
     agent::Context* context_ = nullptr; // owned by the core, outlives the module's start..stop
     agent::influx::InfluxWriterPtr writer_;
+    std::mutex healthMutex_;
 };
 
 } // namespace
