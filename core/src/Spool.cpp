@@ -122,6 +122,7 @@ void Spool::recover() {
     Position saved;
     if (!(cursor >> saved.segment >> saved.offset)) saved = {};
 
+    std::uint64_t savedSegmentPoints = 0; // counted from the saved cursor on
     for (std::uint64_t seq : found) {
         struct stat info {};
         if (stat(pathOf(seq).c_str(), &info) != 0) throw systemError("cannot stat " + pathOf(seq));
@@ -143,6 +144,8 @@ void Spool::recover() {
                             options_.directory, static_cast<Poco::UInt64>(size - valid), static_cast<Poco::UInt64>(seq));
         }
         stats_.replayedRecords += records;
+        stats_.replayedPoints += points;
+        if (seq == saved.segment) savedSegmentPoints = points;
         segments_.push_back(Segment{seq, valid, -1});
         if (records > 0)
             logger_.information("spool %s: segment %Lu holds %Lu undelivered points; they will be delivered",
@@ -163,6 +166,13 @@ void Spool::recover() {
         std::uint64_t records = 0;
         std::uint64_t points = 0;
         if (scan(it->seq, committed_.offset, 0, records, points) != committed_.offset) committed_.offset = 0;
+    }
+    if (it != segments_.end() && committed_.segment == saved.segment && committed_.offset == 0 && saved.offset > 0) {
+        // The cursor was moved back to the start of its segment: all of that segment is replayed.
+        std::uint64_t records = 0;
+        std::uint64_t points = 0;
+        scan(it->seq, it->size, 0, records, points);
+        stats_.replayedPoints += points - std::min(points, savedSegmentPoints);
     }
     persisted_ = committed_;
 }

@@ -62,6 +62,7 @@ public:
         std::uint64_t droppedSegments = 0;
         std::uint64_t truncatedBytes = 0; // torn or corrupt tails cut at start
         std::uint64_t replayedRecords = 0; // undelivered records found at start
+        std::uint64_t replayedPoints = 0;  // and their points
     };
 
     static constexpr std::uint32_t kHeaderBytes = 16;
