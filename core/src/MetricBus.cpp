@@ -4,6 +4,7 @@
 
 #include <Poco/Exception.h>
 
+#include <algorithm>
 #include <ctime>
 #include <iterator>
 
@@ -16,6 +17,8 @@ std::int64_t wallSeconds() { return static_cast<std::int64_t>(std::time(nullptr)
 
 Clock::duration toDuration(double seconds) { return std::chrono::microseconds(static_cast<std::int64_t>(seconds * 1e6)); }
 
+constexpr unsigned kMaxWriters = 64; // SinkBatching::concurrency is clamped to 1..64
+
 } // namespace
 
 SinkChannel::SinkChannel(std::string name, Sink& sink, Options options, Poco::Logger& logger)
@@ -24,12 +27,19 @@ SinkChannel::SinkChannel(std::string name, Sink& sink, Options options, Poco::Lo
     readPos_ = spool_.committed();
     heldUntil_ = readPos_;
     endPos_ = spool_.end();
+    unreadPoints_ = spool_.stats().replayedPoints;
 }
 
 SinkChannel::~SinkChannel() { stop(); }
 
 void SinkChannel::start() {
-    if (!writer_.joinable()) writer_ = std::thread([this] { writerLoop(); });
+    if (!writers_.empty()) return;
+    const unsigned writers = std::clamp(options_.batching.concurrency, 1u, kMaxWriters);
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        writersRunning_ = writers;
+    }
+    for (unsigned i = 0; i < writers; ++i) writers_.emplace_back([this] { writerLoop(); });
 }
 
 void SinkChannel::noteError(const std::string& error) {
@@ -47,6 +57,7 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
     Spool::AppendResult result;
     {
         std::lock_guard<std::mutex> lock(mutex_); // appends and the cache stay in the same order
+        // Every range a writer holds ends before heldUntil_: dropping it loses nothing.
         result = spool_.append(payload, static_cast<std::uint32_t>(points), policy == OverflowPolicy::DropOldest,
                                std::max(heldUntil_, readPos_));
         if (!result.appended) {
@@ -59,9 +70,11 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
             appended = true;
             counters_.in += points;
             endPos_ = result.next;
+            unreadPoints_ += points;
             if (result.droppedPoints > 0) {
                 counters_.dropped += result.droppedPoints;
                 dropsSinceLog_ += result.droppedPoints;
+                unreadPoints_ -= std::min<std::uint64_t>(unreadPoints_, result.droppedPoints);
                 while (!cache_.empty() && cache_.front().at < result.droppedBefore) {
                     cachedPoints_ -= cache_.front().batch.size();
                     cache_.pop_front();
@@ -86,7 +99,7 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
     if (dropsToLog > 0)
         logger_.warning("sink %s: spool full (%Lu bytes); dropped the %Lu oldest points", name_,
                         static_cast<Poco::UInt64>(options_.spool.maxBytes), static_cast<Poco::UInt64>(dropsToLog));
-    changed_.notify_one();
+    changed_.notify_all();
     return result.droppedPoints;
 }
 
@@ -102,7 +115,9 @@ void SinkChannel::beginStop(double maxDrainSeconds) {
 }
 
 void SinkChannel::join() {
-    if (writer_.joinable()) writer_.join();
+    for (std::thread& writer : writers_) {
+        if (writer.joinable()) writer.join();
+    }
 }
 
 void SinkChannel::stop() {
@@ -120,6 +135,7 @@ bool SinkChannel::hasUnread() const { return readPos_ < endPos_; }
 bool SinkChannel::gather(Batch& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock) {
     const std::size_t maxPoints = options_.batching.maxPoints;
     Spool::Position pos = readPos_;
+    std::uint64_t taken = 0; // points read past, decodable or not
     for (;;) {
         while (!cache_.empty() && cache_.front().at < pos) {
             cachedPoints_ -= cache_.front().batch.size();
@@ -128,6 +144,7 @@ bool SinkChannel::gather(Batch& batch, Spool::Position& next, std::unique_lock<s
         if (!cache_.empty() && cache_.front().at == pos) {
             Cached& front = cache_.front();
             if (!batch.empty() && batch.size() + front.batch.size() > maxPoints) break;
+            taken += front.batch.size();
             if (batch.empty()) batch = std::move(front.batch);
             else std::move(front.batch.begin(), front.batch.end(), std::back_inserter(batch));
             cachedPoints_ -= front.batch.size();
@@ -149,44 +166,81 @@ bool SinkChannel::gather(Batch& batch, Spool::Position& next, std::unique_lock<s
                 counters_.dropped += record.points;
                 logger_.error("sink %s: an undecodable spool record of %u points was skipped", name_,
                               static_cast<unsigned>(record.points));
+                taken += record.points;
                 pos = record.next;
                 if (batch.empty()) readPos_ = pos;
                 continue;
             }
             if (!batch.empty() && batch.size() + decoded.size() > maxPoints) break;
+            taken += record.points;
             if (batch.empty()) batch = std::move(decoded);
             else std::move(decoded.begin(), decoded.end(), std::back_inserter(batch));
             pos = record.next;
         }
         if (maxPoints == 0 || batch.size() >= maxPoints) break;
     }
+    unreadPoints_ -= std::min(unreadPoints_, taken);
     next = pos;
-    if (!batch.empty()) heldUntil_ = next;
+    if (!batch.empty()) {
+        readPos_ = std::max(readPos_, next);
+        heldUntil_ = std::max(heldUntil_, next);
+    }
+    if (!hasUnread()) unreadPoints_ = 0; // what a damaged segment hid is not waited for
     return !batch.empty();
+}
+
+bool SinkChannel::finish(std::uint64_t id, Spool::Position& commitTo) {
+    for (InFlight& range : inFlight_) {
+        if (range.id == id) range.finished = true;
+    }
+    bool grew = false;
+    while (!inFlight_.empty() && inFlight_.front().finished) {
+        commitTo = inFlight_.front().next;
+        inFlight_.pop_front();
+        grew = true;
+    }
+    return grew;
 }
 
 void SinkChannel::writerLoop() {
     std::unique_lock<std::mutex> lock(mutex_);
     const std::size_t maxPoints = options_.batching.maxPoints;
     const Clock::duration maxDelay = std::chrono::microseconds(options_.batching.maxDelay.totalMicroseconds());
+    const auto finished = [this] { return stopping_ && (!hasUnread() || Clock::now() >= drainDeadline_); };
     for (;;) {
-        changed_.wait(lock, [this] { return stopping_ || hasUnread(); });
-        if (stopping_ && (!hasUnread() || Clock::now() >= drainDeadline_)) break;
-        if (maxPoints > 0 && maxDelay.count() > 0 && !stopping_ && cachedPoints_ < maxPoints) {
-            // Let a batch fill up to the sink's size, but never wait longer than its delay.
-            changed_.wait_until(lock, Clock::now() + maxDelay, [&] { return stopping_ || cachedPoints_ >= maxPoints; });
+        // One writer at a time claims the next range, so that ranges are consecutive.
+        while (!finished() && (gathering_ || !hasUnread())) {
+            if (stopping_) changed_.wait_until(lock, drainDeadline_);
+            else changed_.wait(lock);
+        }
+        if (finished()) break;
+        gathering_ = true;
+        if (maxPoints > 0 && maxDelay.count() > 0 && !stopping_ && unreadPoints_ < maxPoints) {
+            // Let a batch fill up to the sink's size, but never wait longer than its delay; a
+            // backlog (in memory or only on disk) holding a full batch is written at once.
+            changed_.wait_until(lock, Clock::now() + maxDelay, [&] { return stopping_ || unreadPoints_ >= maxPoints; });
         }
         Batch batch;
         Spool::Position next;
-        if (!gather(batch, next, lock)) continue;
+        const bool got = gather(batch, next, lock);
+        gathering_ = false;
+        if (!got) continue;
+        const std::uint64_t id = nextRangeId_++;
+        inFlight_.push_back(InFlight{id, next, false});
         lock.unlock();
+        changed_.notify_all(); // the next writer may claim the next range
         const bool delivered = deliver(batch);
-        if (delivered) spool_.commit(next);
         lock.lock();
         if (!delivered) break; // stopping: it stays in the spool for the next start
-        readPos_ = std::max(readPos_, next);
+        Spool::Position commitTo;
+        if (finish(id, commitTo)) {
+            lock.unlock();
+            spool_.commit(commitTo); // monotonic: a late, older commit is ignored
+            lock.lock();
+        }
     }
-    const bool left = hasUnread();
+    if (--writersRunning_ > 0) return; // the last writer out persists the cursor
+    const bool left = hasUnread() || !inFlight_.empty();
     lock.unlock();
     spool_.persistCursor();
     if (left) {
@@ -198,41 +252,89 @@ void SinkChannel::writerLoop() {
 
 bool SinkChannel::deliver(const Batch& batch) {
     for (;;) {
-        WriteOutcome outcome = WriteOutcome::Retry;
+        bool probe = false;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            // While the peer fails, every writer waits for the pause to end; then one write at a
+            // time probes the peer until one gets through.
+            while (failing_) {
+                const Clock::time_point now = Clock::now();
+                if (stopping_ && now >= drainDeadline_) return false;
+                if (!probing_ && now >= pauseUntil_) {
+                    probing_ = true;
+                    probe = true;
+                    break;
+                }
+                if (probing_ && !stopping_) changed_.wait(lock);
+                else changed_.wait_until(lock, probing_ ? drainDeadline_
+                                                         : (stopping_ ? std::min(pauseUntil_, drainDeadline_) : pauseUntil_));
+            }
+        }
+        WriteResult result;
         std::string error;
         try {
-            outcome = sink_.write(batch).outcome;
+            result = sink_.write(batch);
         } catch (const Poco::Exception& e) {
+            result = WriteOutcome::Retry;
             error = e.displayText();
         } catch (const std::exception& e) {
+            result = WriteOutcome::Retry;
             error = e.what();
         }
-        if (outcome == WriteOutcome::Done) {
-            counters_.out += batch.size();
-            backoff_.reset();
+        const std::size_t size = batch.size();
+        if (result.outcome == WriteOutcome::Done || result.outcome == WriteOutcome::Drop) {
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                if (probe) probing_ = false;
+                failing_ = false; // the peer answers
+                if (result.outcome == WriteOutcome::Done) backoff_.reset();
+            }
+            changed_.notify_all();
+            if (result.outcome == WriteOutcome::Drop) {
+                counters_.dropped += size;
+                logger_.error("sink %s: the peer rejected a batch of %z points; dropped", name_, size);
+                noteError("rejected a batch of " + std::to_string(size) + " points");
+                return true;
+            }
+            // A plain Done delivered every point; otherwise `rejected` of them were refused for good.
+            const std::size_t rejected = std::min(result.rejected, size);
+            counters_.out += size - rejected;
+            if (rejected > 0) {
+                counters_.dropped += rejected;
+                logger_.warning("sink %s: the peer rejected %z of %z points; delivered the rest", name_, rejected, size);
+                noteError("rejected " + std::to_string(rejected) + " of " + std::to_string(size) + " points");
+            }
             return true;
         }
-        if (outcome == WriteOutcome::Drop) {
-            counters_.dropped += batch.size();
-            logger_.error("sink %s: the peer rejected a batch of %z points; dropped", name_, batch.size());
-            noteError("rejected a batch of " + std::to_string(batch.size()) + " points");
-            return true;
-        }
-        counters_.retried += batch.size();
-        const Poco::Timespan wait = backoff_.next();
+        counters_.retried += size;
         if (error.empty()) error = "write failed; retrying";
-        // Logged before taking the lock: a slow log must not stall publishing sources.
-        logger_.warning("sink %s: write of %z points failed (%s); retry %u in %.1f s", name_, batch.size(), error,
-                        backoff_.attempts(), static_cast<double>(wait.totalMilliseconds()) / 1000.0);
-        std::unique_lock<std::mutex> lock(mutex_);
-        lastError_ = error;
-        lastErrorTime_ = wallSeconds();
-        const Clock::time_point retryAt = Clock::now() + std::chrono::microseconds(wait.totalMicroseconds());
-        for (;;) {
-            if (stopping_ && Clock::now() >= drainDeadline_) return false;
-            const Clock::time_point until = stopping_ ? std::min(retryAt, drainDeadline_) : retryAt;
-            if (changed_.wait_until(lock, until) == std::cv_status::timeout && Clock::now() >= retryAt) break;
+        Poco::Timespan wait;
+        unsigned attempt = 0;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (probe) probing_ = false;
+            const Clock::time_point now = Clock::now();
+            if (probe || !failing_) {
+                // This failure sets the pause; writes already in flight that fail too only join it.
+                wait = backoff_.next();
+                attempt = backoff_.attempts();
+                pauseUntil_ = now + std::chrono::microseconds(wait.totalMicroseconds());
+                failing_ = true;
+            } else {
+                wait = Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::max(pauseUntil_ - now, Clock::duration::zero()))
+                                          .count());
+            }
+            lastError_ = error;
+            lastErrorTime_ = wallSeconds();
         }
+        changed_.notify_all();
+        const double seconds = static_cast<double>(wait.totalMilliseconds()) / 1000.0;
+        if (attempt > 0)
+            logger_.warning("sink %s: write of %z points failed (%s); retry %u in %.1f s", name_, size, error, attempt, seconds);
+        else
+            logger_.warning("sink %s: write of %z points failed (%s); retried after the pause, in %.1f s", name_, size,
+                            error, seconds);
     }
 }
 
