@@ -48,7 +48,8 @@ void SinkChannel::noteError(const std::string& error) {
     lastErrorTime_ = wallSeconds();
 }
 
-std::size_t SinkChannel::offer(const std::string& payload, Batch batch, OverflowPolicy policy, bool& appended) {
+std::size_t SinkChannel::offer(std::string_view payload, std::uint32_t crc, Batch batch, OverflowPolicy policy,
+                              bool& appended) {
     const std::size_t points = batch.size();
     appended = false;
     if (points == 0) return 0;
@@ -58,7 +59,7 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
     {
         std::lock_guard<std::mutex> lock(mutex_); // appends and the cache stay in the same order
         // Every range a writer holds ends before heldUntil_: dropping it loses nothing.
-        result = spool_.append(payload, static_cast<std::uint32_t>(points), policy == OverflowPolicy::DropOldest,
+        result = spool_.append(payload, static_cast<std::uint32_t>(points), crc, policy == OverflowPolicy::DropOldest,
                                std::max(heldUntil_, readPos_));
         if (!result.appended) {
             if (result.error.empty()) return 0; // full, and the publisher asked not to drop
@@ -69,6 +70,7 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
         } else {
             appended = true;
             counters_.in += points;
+            const Spool::Position after = endPos_;
             endPos_ = result.next;
             unreadPoints_ += points;
             if (result.droppedPoints > 0) {
@@ -87,7 +89,7 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
                 }
             }
             cachedPoints_ += points;
-            cache_.push_back(Cached{result.at, result.next, std::move(batch)});
+            cache_.push_back(Cached{result.at, result.next, after, std::move(batch)});
             // The cache is only a shortcut: what leaves it is still on disk.
             while (cachedPoints_ > options_.cachePoints && cache_.size() > 1) {
                 cachedPoints_ -= cache_.front().batch.size();
@@ -141,7 +143,8 @@ bool SinkChannel::gather(Batch& batch, Spool::Position& next, std::unique_lock<s
             cachedPoints_ -= cache_.front().batch.size();
             cache_.pop_front();
         }
-        if (!cache_.empty() && cache_.front().at == pos) {
+        // A record that begins a segment is also found at the end of the previous one.
+        if (!cache_.empty() && (cache_.front().at == pos || cache_.front().after == pos)) {
             Cached& front = cache_.front();
             if (!batch.empty() && batch.size() + front.batch.size() > maxPoints) break;
             taken += front.batch.size();
@@ -405,8 +408,17 @@ PublishResult MetricBus::publish(Batch&& batch, OverflowPolicy policy) {
         result.rejected = policy == OverflowPolicy::RejectWhenFull;
         return result;
     }
-    std::string payload;
+    // Encoded once for every sink, into this thread's buffer (the spools copy it); the record's
+    // checksum too, outside any lock.
+    thread_local std::string payload;
+    payload.clear();
     encodeBatch(batch, payload);
+    const std::uint32_t crc = Spool::checksum(static_cast<std::uint32_t>(batch.size()), payload);
+    struct Trim { // a rare huge batch does not keep its buffer for the thread's life
+        ~Trim() {
+            if (payload.capacity() > (4u << 20)) std::string().swap(payload);
+        }
+    } trim;
     if (policy == OverflowPolicy::RejectWhenFull) {
         for (const SinkChannelPtr& sink : sinks_) {
             if (!sink->hasRoomFor(payload.size())) {
@@ -420,7 +432,8 @@ PublishResult MetricBus::publish(Batch&& batch, OverflowPolicy policy) {
     for (std::size_t i = 0; i < sinks_.size(); ++i) {
         bool appended = false;
         const bool last = i + 1 == sinks_.size();
-        result.dropped = std::max(result.dropped, sinks_[i]->offer(payload, last ? std::move(batch) : batch, policy, appended));
+        result.dropped =
+            std::max(result.dropped, sinks_[i]->offer(payload, crc, last ? std::move(batch) : batch, policy, appended));
         everywhere = everywhere && appended;
     }
     result.accepted = everywhere ? points : 0;

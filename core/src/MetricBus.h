@@ -55,9 +55,10 @@ public:
     void start();
 
     bool hasRoomFor(std::size_t payloadBytes) const { return spool_.hasRoomFor(payloadBytes); }
-    // Appends an encoded batch (`payload`, the same bytes for every sink) and caches `batch`.
-    // Returns the points of older data dropped to make room; `appended` says whether it was taken.
-    std::size_t offer(const std::string& payload, Batch batch, OverflowPolicy policy, bool& appended);
+    // Appends an encoded batch (`payload`, the same bytes for every sink, with its record checksum
+    // `crc` = Spool::checksum) and caches `batch`. Returns the points of older data dropped to make
+    // room; `appended` says whether it was taken.
+    std::size_t offer(std::string_view payload, std::uint32_t crc, Batch batch, OverflowPolicy policy, bool& appended);
 
     // `maxDrainSeconds` caps the drain below options().drainSeconds (the stop's budget); < 0 = no cap.
     void beginStop(double maxDrainSeconds = -1);
@@ -74,6 +75,7 @@ private:
     struct Cached {
         Spool::Position at;
         Spool::Position next;
+        Spool::Position after; // the end of the record appended before it (at, unless a segment began)
         Batch batch;
     };
 
