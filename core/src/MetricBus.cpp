@@ -146,11 +146,12 @@ bool SinkChannel::gather(Batch& batch, Spool::Position& next, std::unique_lock<s
         // A record that begins a segment is also found at the end of the previous one.
         if (!cache_.empty() && (cache_.front().at == pos || cache_.front().after == pos)) {
             Cached& front = cache_.front();
-            if (!batch.empty() && batch.size() + front.batch.size() > maxPoints) break;
-            taken += front.batch.size();
+            const std::size_t size = front.batch.size(); // counted before the batch moves out
+            if (!batch.empty() && batch.size() + size > maxPoints) break;
+            taken += size;
             if (batch.empty()) batch = std::move(front.batch);
             else std::move(front.batch.begin(), front.batch.end(), std::back_inserter(batch));
-            cachedPoints_ -= front.batch.size();
+            cachedPoints_ -= size;
             pos = front.next;
             cache_.pop_front();
         } else {

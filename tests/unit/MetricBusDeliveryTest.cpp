@@ -359,3 +359,21 @@ TEST(MetricBusDelivery, PartialWritesAndDropsAreCountedExactly) {
     EXPECT_EQ(channel.counters().retried, 0u);
     EXPECT_EQ(channel.health()->getValue<std::string>("last_error"), "rejected a batch of 10 points");
 }
+
+TEST(MetricBusDelivery, TheMemoryCacheIsEmptyOnceEverythingIsDelivered) {
+    Spools spools;
+    SinkChannel::Options options = spools.options(1);
+    options.cachePoints = 100;
+    GatedSink sink;
+    MetricBus bus("h", testLogger());
+    bus.addSink("s", sink, options);
+    bus.start();
+    // Far more than the cache holds, delivered as it comes: the writer takes every batch from
+    // memory, and what it took no longer counts as cached.
+    for (int i = 0; i < 50; ++i) {
+        bus.publish(points(10, nameOf(i)));
+        ASSERT_TRUE(eventually([&] { return sink.delivered().size() == static_cast<std::size_t>(i + 1) * 10; }));
+    }
+    EXPECT_EQ(bus.sinks()[0]->cachedPoints(), 0u);
+    bus.stop();
+}
