@@ -228,7 +228,10 @@ void SinkChannel::writerLoop() {
         Spool::Position next;
         const bool got = gather(batch, next, lock);
         gathering_ = false;
-        if (!got) continue;
+        if (!got) {
+            changed_.notify_all(); // another writer may wait for its turn to claim
+            continue;
+        }
         const std::uint64_t id = nextRangeId_++;
         inFlight_.push_back(InFlight{id, next, false});
         lock.unlock();
