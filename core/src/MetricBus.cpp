@@ -48,9 +48,9 @@ void SinkChannel::noteError(const std::string& error) {
     lastErrorTime_ = wallSeconds();
 }
 
-std::size_t SinkChannel::offer(std::string_view payload, std::uint32_t crc, Batch batch, OverflowPolicy policy,
-                              bool& appended) {
-    const std::size_t points = batch.size();
+std::size_t SinkChannel::offer(std::string_view payload, std::uint32_t crc, std::shared_ptr<Batch> batch,
+                              OverflowPolicy policy, bool& appended) {
+    const std::size_t points = batch->size();
     appended = false;
     if (points == 0) return 0;
     std::uint64_t dropsToLog = 0;
@@ -78,7 +78,7 @@ std::size_t SinkChannel::offer(std::string_view payload, std::uint32_t crc, Batc
                 dropsSinceLog_ += result.droppedPoints;
                 unreadPoints_ -= std::min<std::uint64_t>(unreadPoints_, result.droppedPoints);
                 while (!cache_.empty() && cache_.front().at < result.droppedBefore) {
-                    cachedPoints_ -= cache_.front().batch.size();
+                    cachedPoints_ -= cache_.front().batch->size();
                     cache_.pop_front();
                 }
                 const Clock::time_point now = Clock::now();
@@ -92,7 +92,7 @@ std::size_t SinkChannel::offer(std::string_view payload, std::uint32_t crc, Batc
             cache_.push_back(Cached{result.at, result.next, after, std::move(batch)});
             // The cache is only a shortcut: what leaves it is still on disk.
             while (cachedPoints_ > options_.cachePoints && cache_.size() > 1) {
-                cachedPoints_ -= cache_.front().batch.size();
+                cachedPoints_ -= cache_.front().batch->size();
                 cache_.pop_front();
             }
         }
@@ -134,23 +134,41 @@ std::size_t SinkChannel::cachedPoints() const {
 
 bool SinkChannel::hasUnread() const { return readPos_ < endPos_; }
 
-bool SinkChannel::gather(Batch& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock) {
+namespace {
+
+// Adds `more` to `batch`: taken as it is when `batch` is empty; otherwise `batch` is made this
+// writer's own (copied when another sink still shares it) and `more`'s points are moved when no
+// one else holds them, copied when someone does.
+void merge(std::shared_ptr<Batch>& batch, std::shared_ptr<Batch>&& more) {
+    if (!batch) {
+        batch = std::move(more);
+        return;
+    }
+    if (batch.use_count() > 1) batch = std::make_shared<Batch>(*batch);
+    if (more.use_count() == 1) std::move(more->begin(), more->end(), std::back_inserter(*batch));
+    else batch->insert(batch->end(), more->begin(), more->end());
+}
+
+} // namespace
+
+bool SinkChannel::gather(std::shared_ptr<Batch>& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock) {
     const std::size_t maxPoints = options_.batching.maxPoints;
     Spool::Position pos = readPos_;
     std::uint64_t taken = 0; // points read past, decodable or not
+    std::size_t have = 0;    // points in `batch`
     for (;;) {
         while (!cache_.empty() && cache_.front().at < pos) {
-            cachedPoints_ -= cache_.front().batch.size();
+            cachedPoints_ -= cache_.front().batch->size();
             cache_.pop_front();
         }
         // A record that begins a segment is also found at the end of the previous one.
         if (!cache_.empty() && (cache_.front().at == pos || cache_.front().after == pos)) {
             Cached& front = cache_.front();
-            const std::size_t size = front.batch.size(); // counted before the batch moves out
-            if (!batch.empty() && batch.size() + size > maxPoints) break;
+            const std::size_t size = front.batch->size(); // counted before the batch moves out
+            if (have > 0 && have + size > maxPoints) break;
             taken += size;
-            if (batch.empty()) batch = std::move(front.batch);
-            else std::move(front.batch.begin(), front.batch.end(), std::back_inserter(batch));
+            have += size;
+            merge(batch, std::move(front.batch));
             cachedPoints_ -= size;
             pos = front.next;
             cache_.pop_front();
@@ -162,35 +180,36 @@ bool SinkChannel::gather(Batch& batch, Spool::Position& next, std::unique_lock<s
             const bool found = spool_.read(pos, record);
             lock.lock();
             if (!found) {
-                if (batch.empty()) readPos_ = std::max(readPos_, end); // nothing up to `end`
+                if (have == 0) readPos_ = std::max(readPos_, end); // nothing up to `end`
                 break;
             }
-            Batch decoded;
-            if (!decodeBatch(record.payload, decoded)) {
+            auto decoded = std::make_shared<Batch>();
+            if (!decodeBatch(record.payload, *decoded)) {
                 counters_.dropped += record.points;
                 logger_.error("sink %s: an undecodable spool record of %u points was skipped", name_,
                               static_cast<unsigned>(record.points));
                 taken += record.points;
                 pos = record.next;
-                if (batch.empty()) readPos_ = pos;
+                if (have == 0) readPos_ = pos;
                 continue;
             }
-            if (!batch.empty() && batch.size() + decoded.size() > maxPoints) break;
+            const std::size_t size = decoded->size();
+            if (have > 0 && have + size > maxPoints) break;
             taken += record.points;
-            if (batch.empty()) batch = std::move(decoded);
-            else std::move(decoded.begin(), decoded.end(), std::back_inserter(batch));
+            have += size;
+            merge(batch, std::move(decoded));
             pos = record.next;
         }
-        if (maxPoints == 0 || batch.size() >= maxPoints) break;
+        if (maxPoints == 0 || have >= maxPoints) break;
     }
     unreadPoints_ -= std::min(unreadPoints_, taken);
     next = pos;
-    if (!batch.empty()) {
+    if (have > 0) {
         readPos_ = std::max(readPos_, next);
         heldUntil_ = std::max(heldUntil_, next);
     }
     if (!hasUnread()) unreadPoints_ = 0; // what a damaged segment hid is not waited for
-    return !batch.empty();
+    return have > 0;
 }
 
 bool SinkChannel::finish(std::uint64_t id, Spool::Position& commitTo) {
@@ -224,7 +243,7 @@ void SinkChannel::writerLoop() {
             // backlog (in memory or only on disk) holding a full batch is written at once.
             changed_.wait_until(lock, Clock::now() + maxDelay, [&] { return stopping_ || unreadPoints_ >= maxPoints; });
         }
-        Batch batch;
+        std::shared_ptr<Batch> batch;
         Spool::Position next;
         const bool got = gather(batch, next, lock);
         gathering_ = false;
@@ -236,7 +255,8 @@ void SinkChannel::writerLoop() {
         inFlight_.push_back(InFlight{id, next, false});
         lock.unlock();
         changed_.notify_all(); // the next writer may claim the next range
-        const bool delivered = deliver(batch);
+        const bool delivered = deliver(*batch);
+        batch.reset(); // freed (when this sink was the last to hold it) outside the lock
         lock.lock();
         if (!delivered) break; // stopping: it stays in the spool for the next start
         Spool::Position commitTo;
@@ -432,12 +452,14 @@ PublishResult MetricBus::publish(Batch&& batch, OverflowPolicy policy) {
         }
     }
     const std::size_t points = batch.size();
+    // One batch for every sink: no copy per sink.
+    auto shared = std::make_shared<Batch>(std::move(batch));
     bool everywhere = true;
     for (std::size_t i = 0; i < sinks_.size(); ++i) {
         bool appended = false;
         const bool last = i + 1 == sinks_.size();
         result.dropped =
-            std::max(result.dropped, sinks_[i]->offer(payload, crc, last ? std::move(batch) : batch, policy, appended));
+            std::max(result.dropped, sinks_[i]->offer(payload, crc, last ? std::move(shared) : shared, policy, appended));
         everywhere = everywhere && appended;
     }
     result.accepted = everywhere ? points : 0;

@@ -58,7 +58,9 @@ public:
     // Appends an encoded batch (`payload`, the same bytes for every sink, with its record checksum
     // `crc` = Spool::checksum) and caches `batch`. Returns the points of older data dropped to make
     // room; `appended` says whether it was taken.
-    std::size_t offer(std::string_view payload, std::uint32_t crc, Batch batch, OverflowPolicy policy, bool& appended);
+    // `batch` is shared by every sink's cache and writer, and never changed while shared.
+    std::size_t offer(std::string_view payload, std::uint32_t crc, std::shared_ptr<Batch> batch, OverflowPolicy policy,
+                      bool& appended);
 
     // `maxDrainSeconds` caps the drain below options().drainSeconds (the stop's budget); < 0 = no cap.
     void beginStop(double maxDrainSeconds = -1);
@@ -76,7 +78,7 @@ private:
         Spool::Position at;
         Spool::Position next;
         Spool::Position after; // the end of the record appended before it (at, unless a segment began)
-        Batch batch;
+        std::shared_ptr<Batch> batch; // the publisher's batch, shared with the other sinks
     };
 
     // A range of records claimed by a writer, in spool order.
@@ -88,7 +90,8 @@ private:
 
     void writerLoop();
     // Gathers records from `readPos_` on, up to the sink's batch size; false when none.
-    bool gather(Batch& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock);
+    // The batch is a cached one as it is (shared) when it is a single record, else a merged copy.
+    bool gather(std::shared_ptr<Batch>& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock);
     bool hasUnread() const; // needs mutex_
     // Writes until done, dropped, or the drain deadline passes; true when it may be committed.
     bool deliver(const Batch& batch);

@@ -377,3 +377,35 @@ TEST(MetricBusDelivery, TheMemoryCacheIsEmptyOnceEverythingIsDelivered) {
     EXPECT_EQ(bus.sinks()[0]->cachedPoints(), 0u);
     bus.stop();
 }
+
+TEST(MetricBusDelivery, SinksShareABatchAndMergingIntoOneNeverChangesItForTheOther) {
+    agent::test::TempDir dir;
+    GatedSink a;
+    GatedSink b;
+    a.hold(nameOf(0));
+    b.hold(nameOf(0));
+    ReleaseAll releaseA{a};
+    ReleaseAll releaseB{b};
+    MetricBus bus("h", testLogger());
+    for (auto [name, sink, maxPoints] : {std::tuple<const char*, GatedSink*, std::size_t>{"a", &a, 30}, {"b", &b, 0}}) {
+        SinkChannel::Options options;
+        options.batching.maxPoints = maxPoints;
+        options.batching.concurrency = 2;
+        options.spool.directory = dir / name;
+        options.spool.fsync = agent::Spool::Fsync::Never;
+        bus.addSink(name, *sink, options);
+    }
+    bus.start();
+    for (int i = 0; i < 12; ++i) bus.publish(points(10, nameOf(i)));
+    a.release(nameOf(0));
+    b.release(nameOf(0));
+    ASSERT_TRUE(eventually([&] { return a.delivered().size() == 120 && b.delivered().size() == 120; }));
+    bus.stop();
+    for (GatedSink* sink : {&a, &b}) {
+        std::map<std::string, std::vector<std::int64_t>> values;
+        for (const agent::Metric& m : sink->delivered()) values[m.name].push_back(std::get<std::int64_t>(m.fields[0].value));
+        ASSERT_EQ(values.size(), 12u);
+        for (const auto& [name, got] : values) EXPECT_EQ(got, (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})) << name;
+    }
+    EXPECT_LT(a.started().size(), b.started().size()); // "a" merged batches, "b" wrote each alone
+}
