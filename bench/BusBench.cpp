@@ -95,15 +95,20 @@ agent::Batch makeBatch(std::size_t salt, bool roomForHost = false) {
 
 struct BusUnderTest {
     NullSink sink;
+    NullSink second; // with two sinks: every point goes to both
     const std::string spoolDir = Poco::TemporaryFile::tempName();
     agent::MetricBus bus{"bench-host", Poco::Logger::get("bench")};
 
-    BusUnderTest() {
+    explicit BusUnderTest(int sinks = 1) {
         agent::SinkChannel::Options options;
         options.cachePoints = 1'000'000; // far above one iteration's 80 000 points: the writer reads no disk
-        options.spool.directory = spoolDir;
+        options.spool.directory = spoolDir + "/null";
         options.spool.maxBytes = 4ull << 30; // nothing may drop
         bus.addSink("null", sink, options);
+        if (sinks > 1) {
+            options.spool.directory = spoolDir + "/second";
+            bus.addSink("second", second, options);
+        }
         bus.start();
     }
     ~BusUnderTest() {
@@ -127,9 +132,9 @@ void reportCounters(benchmark::State& state, const BusUnderTest& under, std::uin
 
 // Each publisher builds every batch it sends, as a source does: the figure includes allocating
 // and filling 1000 Metrics per batch.
-void BM_BusPublishConstructed(benchmark::State& state) {
+void publishConstructed(benchmark::State& state, int sinks) {
     const auto publishers = static_cast<std::size_t>(state.range(0));
-    BusUnderTest under;
+    BusUnderTest under(sinks);
     std::uint64_t published = 0;
     std::atomic<std::uint64_t> accepted{0};
     for (auto _ : state) {
@@ -144,9 +149,14 @@ void BM_BusPublishConstructed(benchmark::State& state) {
         for (std::thread& thread : threads) thread.join();
         published += publishers * kBatchesPerThread * kPointsPerBatch;
         under.sink.waitForPoints(published);
+        if (sinks > 1) under.second.waitForPoints(published);
     }
     reportCounters(state, under, published, accepted);
 }
+
+void BM_BusPublishConstructed(benchmark::State& state) { publishConstructed(state, 1); }
+// The same into two sinks (each with its own spool and writer): what a second sink costs.
+void BM_BusPublishConstructedTwoSinks(benchmark::State& state) { publishConstructed(state, 2); }
 
 // The batches are built before the clock starts and moved into publish(): the bus alone
 // (normalizeForSink, queueing, the writer thread, freeing the delivered batch).
@@ -252,6 +262,13 @@ void BM_BusDrainBacklog(benchmark::State& state) {
 // Real time, because the work is on threads the benchmark thread only waits for; process CPU
 // time, so the CPU column shows what all threads together spent (publishers + writer).
 BENCHMARK(BM_BusPublishConstructed)
+    ->ArgName("publishers")
+    ->Arg(1)
+    ->Arg(4)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BusPublishConstructedTwoSinks)
     ->ArgName("publishers")
     ->Arg(1)
     ->Arg(4)
