@@ -21,6 +21,9 @@ public:
         // query() and execute() then log in as it.
         std::string adminUser;
         std::string adminPassword;
+        // When set, influxd runs on these CPUs only (taskset's list, e.g. "0" or "0-2"): a test that
+        // compares writers keeps their CPU apart from the database's, as on separate hosts.
+        std::string cpus;
     };
 
     // The influxd binary: $INFLUXD when set, else /usr/bin/influxd.
