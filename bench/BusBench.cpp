@@ -2,6 +2,8 @@
 // MetricBus::publish (host tag + timestamp rule, encoding, append to the sink's disk spool in a
 // temporary directory, fsync once a second, the memory cache) to a null sink's writer thread.
 // Target: >= 2 M points/s. Touches nothing outside the process.
+// BM_BusDrainBacklog: how fast a backlog already in the spool drains through a peer with a
+// round trip per write, with 1, 2 or 4 writes in flight (SinkBatching::concurrency).
 //
 // Why not Google Benchmark's ->Threads(N): it times each thread on its own clock and averages,
 // and the sink's writer thread is on no benchmark clock at all, so a figure from it says how fast
@@ -9,7 +11,9 @@
 // an iteration starts N publisher threads, joins them, then waits until the null sink has counted
 // every point published, and only then stops the clock. Thread start-up (~tens of microseconds)
 // is inside the clock, against an iteration of tens of milliseconds.
+#include "BatchCodec.h"
 #include "MetricBus.h"
+#include "Spool.h"
 
 #include <agent/Metric.h>
 #include <agent/Module.h>
@@ -47,7 +51,7 @@ public:
     }
     void configure(const agent::ModuleConfig&) override {}
 
-    agent::WriteOutcome write(const agent::Batch& batch) override {
+    agent::WriteResult write(const agent::Batch& batch) override {
         {
             std::lock_guard<std::mutex> lock(countMutex_);
             points_ += batch.size();
@@ -91,15 +95,20 @@ agent::Batch makeBatch(std::size_t salt, bool roomForHost = false) {
 
 struct BusUnderTest {
     NullSink sink;
+    NullSink second; // with two sinks: every point goes to both
     const std::string spoolDir = Poco::TemporaryFile::tempName();
     agent::MetricBus bus{"bench-host", Poco::Logger::get("bench")};
 
-    BusUnderTest() {
+    explicit BusUnderTest(int sinks = 1) {
         agent::SinkChannel::Options options;
         options.cachePoints = 1'000'000; // far above one iteration's 80 000 points: the writer reads no disk
-        options.spool.directory = spoolDir;
+        options.spool.directory = spoolDir + "/null";
         options.spool.maxBytes = 4ull << 30; // nothing may drop
         bus.addSink("null", sink, options);
+        if (sinks > 1) {
+            options.spool.directory = spoolDir + "/second";
+            bus.addSink("second", second, options);
+        }
         bus.start();
     }
     ~BusUnderTest() {
@@ -123,9 +132,9 @@ void reportCounters(benchmark::State& state, const BusUnderTest& under, std::uin
 
 // Each publisher builds every batch it sends, as a source does: the figure includes allocating
 // and filling 1000 Metrics per batch.
-void BM_BusPublishConstructed(benchmark::State& state) {
+void publishConstructed(benchmark::State& state, int sinks) {
     const auto publishers = static_cast<std::size_t>(state.range(0));
-    BusUnderTest under;
+    BusUnderTest under(sinks);
     std::uint64_t published = 0;
     std::atomic<std::uint64_t> accepted{0};
     for (auto _ : state) {
@@ -140,9 +149,14 @@ void BM_BusPublishConstructed(benchmark::State& state) {
         for (std::thread& thread : threads) thread.join();
         published += publishers * kBatchesPerThread * kPointsPerBatch;
         under.sink.waitForPoints(published);
+        if (sinks > 1) under.second.waitForPoints(published);
     }
     reportCounters(state, under, published, accepted);
 }
+
+void BM_BusPublishConstructed(benchmark::State& state) { publishConstructed(state, 1); }
+// The same into two sinks (each with its own spool and writer): what a second sink costs.
+void BM_BusPublishConstructedTwoSinks(benchmark::State& state) { publishConstructed(state, 2); }
 
 // The batches are built before the clock starts and moved into publish(): the bus alone
 // (normalizeForSink, queueing, the writer thread, freeing the delivered batch).
@@ -181,9 +195,80 @@ void BM_BusPublishPrebuiltMoved(benchmark::State& state) { publishPrebuilt(state
 // normalizeForSink, which is most of the difference (malloc/free contended with the writer).
 void BM_BusPublishPrebuiltMovedHostRoom(benchmark::State& state) { publishPrebuilt(state, true); }
 
+// A sink whose peer takes `latency` per write (a network round trip), so that what limits a
+// backlog's drain is the number of writes in flight.
+class SlowSink : public NullSink {
+public:
+    explicit SlowSink(std::chrono::microseconds latency, unsigned concurrency, std::size_t maxPoints)
+        : latency_(latency), concurrency_(concurrency), maxPoints_(maxPoints) {}
+    agent::WriteResult write(const agent::Batch& batch) override {
+        std::this_thread::sleep_for(latency_);
+        return NullSink::write(batch);
+    }
+    agent::SinkBatching batching() const override {
+        agent::SinkBatching batching;
+        batching.maxPoints = maxPoints_;
+        batching.maxDelay = Poco::Timespan(1, 0); // never waited for while a backlog is queued
+        batching.concurrency = concurrency_;
+        return batching;
+    }
+
+private:
+    std::chrono::microseconds latency_;
+    unsigned concurrency_;
+    std::size_t maxPoints_;
+};
+
+// Drains a backlog of 100 000 points already in the spool (a restart after an outage) through a
+// peer with 2 ms per write, in writes of 5000 points, with 1, 2 or 4 writes in flight: points/s.
+void BM_BusDrainBacklog(benchmark::State& state) {
+    const auto concurrency = static_cast<unsigned>(state.range(0));
+    constexpr std::size_t kBatches = 100;
+    std::uint64_t drained = 0;
+    for (auto _ : state) {
+        state.PauseTiming();
+        const std::string spoolDir = Poco::TemporaryFile::tempName();
+        SlowSink sink(std::chrono::microseconds(2000), concurrency, 5000);
+        agent::SinkChannel::Options options;
+        options.spool.directory = spoolDir;
+        options.spool.maxBytes = 4ull << 30;
+        options.batching = sink.batching();
+        {
+            agent::Spool spool(options.spool, Poco::Logger::get("bench"));
+            for (std::size_t b = 0; b < kBatches; ++b) {
+                agent::Batch batch = makeBatch(b);
+                for (agent::Metric& metric : batch) metric.timestamp = 1700000000;
+                std::string payload;
+                agent::encodeBatch(batch, payload);
+                spool.append(payload, static_cast<std::uint32_t>(batch.size()), true);
+            }
+        }
+        state.ResumeTiming();
+        {
+            agent::MetricBus bus{"bench-host", Poco::Logger::get("bench")};
+            bus.addSink("slow", sink, options);
+            bus.start();
+            sink.waitForPoints(kBatches * kPointsPerBatch);
+            state.PauseTiming();
+            bus.stop();
+        }
+        drained += kBatches * kPointsPerBatch;
+        Poco::File(spoolDir).remove(true);
+        state.ResumeTiming();
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(drained));
+}
+
 // Real time, because the work is on threads the benchmark thread only waits for; process CPU
 // time, so the CPU column shows what all threads together spent (publishers + writer).
 BENCHMARK(BM_BusPublishConstructed)
+    ->ArgName("publishers")
+    ->Arg(1)
+    ->Arg(4)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BusPublishConstructedTwoSinks)
     ->ArgName("publishers")
     ->Arg(1)
     ->Arg(4)
@@ -196,6 +281,13 @@ BENCHMARK(BM_BusPublishPrebuiltMoved)
     ->Arg(4)
     ->UseRealTime()
     ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BusDrainBacklog)
+    ->ArgName("concurrency")
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BusPublishPrebuiltMovedHostRoom)
     ->ArgName("publishers")

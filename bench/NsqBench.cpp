@@ -30,7 +30,9 @@ void BM_NsqWrite(benchmark::State& state) {
     agent::nsq::NsqBatchWriter writer(settings, "bench-host", Poco::Logger::get("bench"));
     const agent::Batch batch = makeBatch();
     for (auto _ : state) {
-        if (writer.write(batch) != agent::WriteOutcome::Done) state.SkipWithError("write did not finish");
+        const agent::WriteResult result = writer.write(batch);
+        if (result.outcome != agent::WriteOutcome::Done || result.delivered != batch.size())
+            state.SkipWithError("write did not deliver the whole batch");
     }
     state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch.size()));
     writer.close();

@@ -2,7 +2,9 @@
 # /post into a real InfluxDB: wrk posts 1,000-point batches to `agent run` (api-http + sink-influx)
 # and, in the same run against the same influxd, the same points as line protocol straight to
 # influxd's /write. The agent's figure is end to end: points/s from the first request until
-# sink-influx has delivered the last point. Prints figures; asserts nothing.
+# sink-influx has delivered the last point. The agent runs with sink-influx's defaults (batch_size
+# 5000, flush_interval 1 s, concurrency 4); the direct writes use as many connections as the sink
+# keeps (4). Prints figures; asserts nothing.
 # Usage: bench/post_wrk_influx.sh [BUILD_DIR] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,8 +70,9 @@ lua() { # lua FILE CONTENT-TYPE
 lua "$tmp/body.lp" "text/plain" > "$tmp/direct.lua"
 lua "$tmp/body.json" "application/json" > "$tmp/post.lua"
 
-echo "=== straight to influxd /write (line protocol, 1,000 points per request, ${seconds} s)"
-wrk -t2 -c8 -d"${seconds}s" --latency -s "$tmp/direct.lua" "$influx/write?db=direct&precision=s" | tee "$tmp/direct.out"
+echo "=== straight to influxd /write (line protocol, 1,000 points per request, 4 connections, ${seconds} s)"
+connections=4 # sink-influx's default concurrency
+wrk -t2 -c$connections -d"${seconds}s" --latency -s "$tmp/direct.lua" "$influx/write?db=direct&precision=s" | tee "$tmp/direct.out"
 direct=$(awk '/^Requests\/sec:/ { print $2 * 1000 }' "$tmp/direct.out")
 
 mkdir -p "$tmp/modules"
@@ -92,8 +95,6 @@ loglevel = "WARN"
 buffersize = 1000000
 [sink-influx]
 urls = ["$influx"]
-batch_size = 5000
-flush_interval = 0.1
 CONFIG
 "$build/agent" run -f "$tmp/agent.toml" > "$tmp/agent.out" 2>&1 &
 agent_pid=$!

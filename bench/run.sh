@@ -34,6 +34,10 @@ echo "=== sink-influx into a real influxd, next to curl posting the same line pr
 bash bench/InfluxBench.sh "$build"
 
 echo
+echo "=== recovery: a 2,000,000-point backlog drained into a real influxd, next to direct writes; kills and stalls"
+bash bench/recovery.sh "$build"
+
+echo
 echo "=== source-exec: a clone and a fetch check through the git helper process"
 bash bench/git_helper.sh "$build"
 

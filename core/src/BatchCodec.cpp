@@ -1,5 +1,6 @@
 #include "BatchCodec.h"
 
+#include <cassert>
 #include <cstring>
 
 namespace agent {
@@ -7,25 +8,6 @@ namespace {
 
 // Field value type tags, fixed on disk: a spool written by one version is read by the next.
 enum : std::uint8_t { kInt = 1, kUint = 2, kDouble = 3, kBoolFalse = 4, kBoolTrue = 5, kString = 6 };
-
-void putVarint(std::string& out, std::uint64_t value) {
-    while (value >= 0x80) {
-        out.push_back(static_cast<char>(value | 0x80));
-        value >>= 7;
-    }
-    out.push_back(static_cast<char>(value));
-}
-
-void putString(std::string& out, const std::string& text) {
-    putVarint(out, text.size());
-    out.append(text);
-}
-
-void putFixed64(std::string& out, std::uint64_t value) {
-    char bytes[8];
-    std::memcpy(bytes, &value, 8); // the spool is read back on the host that wrote it
-    out.append(bytes, 8);
-}
 
 std::uint64_t zigzag(std::int64_t v) { return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63); }
 std::int64_t unzigzag(std::uint64_t v) { return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1); }
@@ -72,44 +54,116 @@ private:
 
 } // namespace
 
-void encodeBatch(const Batch& batch, std::string& out) {
-    putVarint(out, batch.size());
+namespace {
+
+std::size_t varintSize(std::uint64_t value) {
+    std::size_t size = 1;
+    while (value >= 0x80) {
+        value >>= 7;
+        ++size;
+    }
+    return size;
+}
+
+std::size_t stringSize(const std::string& text) { return varintSize(text.size()) + text.size(); }
+
+// The exact size of a batch's encoding: the encoder writes it in one go, without growing.
+std::size_t encodedSize(const Batch& batch) {
+    std::size_t size = varintSize(batch.size());
     for (const Metric& metric : batch) {
-        putString(out, metric.ns);
-        putString(out, metric.name);
-        putVarint(out, zigzag(metric.timestamp));
-        putVarint(out, metric.tags.size());
-        for (const Tag& tag : metric.tags) {
-            putString(out, tag.key);
-            putString(out, tag.value);
-        }
-        putVarint(out, metric.fields.size());
+        size += stringSize(metric.ns) + stringSize(metric.name) + varintSize(zigzag(metric.timestamp));
+        size += varintSize(metric.tags.size());
+        for (const Tag& tag : metric.tags) size += stringSize(tag.key) + stringSize(tag.value);
+        size += varintSize(metric.fields.size());
         for (const Field& field : metric.fields) {
-            putString(out, field.key);
+            size += stringSize(field.key) + 1;
             std::visit(
-                [&out](const auto& v) {
+                [&size](const auto& v) {
+                    using T = std::decay_t<decltype(v)>;
+                    if constexpr (std::is_same_v<T, std::int64_t>) size += varintSize(zigzag(v));
+                    else if constexpr (std::is_same_v<T, std::uint64_t>) size += varintSize(v);
+                    else if constexpr (std::is_same_v<T, double>) size += 8;
+                    else if constexpr (std::is_same_v<T, bool>) (void)v;
+                    else size += stringSize(v);
+                },
+                field.value);
+        }
+    }
+    return size;
+}
+
+// Writes into a buffer sized by encodedSize().
+class Writer {
+public:
+    explicit Writer(char* at) : at_(at) {}
+    void varint(std::uint64_t value) {
+        while (value >= 0x80) {
+            *at_++ = static_cast<char>(value | 0x80);
+            value >>= 7;
+        }
+        *at_++ = static_cast<char>(value);
+    }
+    void string(const std::string& text) {
+        varint(text.size());
+        std::memcpy(at_, text.data(), text.size());
+        at_ += text.size();
+    }
+    void byte(std::uint8_t value) { *at_++ = static_cast<char>(value); }
+    void fixed64(std::uint64_t value) {
+        std::memcpy(at_, &value, 8); // the spool is read back on the host that wrote it
+        at_ += 8;
+    }
+    const char* at() const { return at_; }
+
+private:
+    char* at_;
+};
+
+} // namespace
+
+void encodeBatch(const Batch& batch, std::string& out) {
+    const std::size_t start = out.size();
+    const std::size_t size = encodedSize(batch);
+    out.resize(start + size);
+    Writer w(out.data() + start);
+    w.varint(batch.size());
+    for (const Metric& metric : batch) {
+        w.string(metric.ns);
+        w.string(metric.name);
+        w.varint(zigzag(metric.timestamp));
+        w.varint(metric.tags.size());
+        for (const Tag& tag : metric.tags) {
+            w.string(tag.key);
+            w.string(tag.value);
+        }
+        w.varint(metric.fields.size());
+        for (const Field& field : metric.fields) {
+            w.string(field.key);
+            std::visit(
+                [&w](const auto& v) {
                     using T = std::decay_t<decltype(v)>;
                     if constexpr (std::is_same_v<T, std::int64_t>) {
-                        out.push_back(static_cast<char>(kInt));
-                        putVarint(out, zigzag(v));
+                        w.byte(kInt);
+                        w.varint(zigzag(v));
                     } else if constexpr (std::is_same_v<T, std::uint64_t>) {
-                        out.push_back(static_cast<char>(kUint));
-                        putVarint(out, v);
+                        w.byte(kUint);
+                        w.varint(v);
                     } else if constexpr (std::is_same_v<T, double>) {
-                        out.push_back(static_cast<char>(kDouble));
+                        w.byte(kDouble);
                         std::uint64_t bits = 0;
                         std::memcpy(&bits, &v, 8);
-                        putFixed64(out, bits);
+                        w.fixed64(bits);
                     } else if constexpr (std::is_same_v<T, bool>) {
-                        out.push_back(static_cast<char>(v ? kBoolTrue : kBoolFalse));
+                        w.byte(v ? kBoolTrue : kBoolFalse);
                     } else {
-                        out.push_back(static_cast<char>(kString));
-                        putString(out, v);
+                        w.byte(kString);
+                        w.string(v);
                     }
                 },
                 field.value);
         }
     }
+    assert(w.at() == out.data() + out.size());
 }
 
 bool decodeBatch(std::string_view data, Batch& out) {

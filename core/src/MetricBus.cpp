@@ -4,6 +4,7 @@
 
 #include <Poco/Exception.h>
 
+#include <algorithm>
 #include <ctime>
 #include <iterator>
 
@@ -16,6 +17,8 @@ std::int64_t wallSeconds() { return static_cast<std::int64_t>(std::time(nullptr)
 
 Clock::duration toDuration(double seconds) { return std::chrono::microseconds(static_cast<std::int64_t>(seconds * 1e6)); }
 
+constexpr unsigned kMaxWriters = 64; // SinkBatching::concurrency is clamped to 1..64
+
 } // namespace
 
 SinkChannel::SinkChannel(std::string name, Sink& sink, Options options, Poco::Logger& logger)
@@ -24,12 +27,19 @@ SinkChannel::SinkChannel(std::string name, Sink& sink, Options options, Poco::Lo
     readPos_ = spool_.committed();
     heldUntil_ = readPos_;
     endPos_ = spool_.end();
+    unreadPoints_ = spool_.stats().replayedPoints;
 }
 
 SinkChannel::~SinkChannel() { stop(); }
 
 void SinkChannel::start() {
-    if (!writer_.joinable()) writer_ = std::thread([this] { writerLoop(); });
+    if (!writers_.empty()) return;
+    const unsigned writers = std::clamp(options_.batching.concurrency, 1u, kMaxWriters);
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        writersRunning_ = writers;
+    }
+    for (unsigned i = 0; i < writers; ++i) writers_.emplace_back([this] { writerLoop(); });
 }
 
 void SinkChannel::noteError(const std::string& error) {
@@ -38,8 +48,9 @@ void SinkChannel::noteError(const std::string& error) {
     lastErrorTime_ = wallSeconds();
 }
 
-std::size_t SinkChannel::offer(const std::string& payload, Batch batch, OverflowPolicy policy, bool& appended) {
-    const std::size_t points = batch.size();
+std::size_t SinkChannel::offer(std::string_view payload, std::uint32_t crc, std::shared_ptr<Batch> batch,
+                              OverflowPolicy policy, bool& appended) {
+    const std::size_t points = batch->size();
     appended = false;
     if (points == 0) return 0;
     std::uint64_t dropsToLog = 0;
@@ -47,7 +58,8 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
     Spool::AppendResult result;
     {
         std::lock_guard<std::mutex> lock(mutex_); // appends and the cache stay in the same order
-        result = spool_.append(payload, static_cast<std::uint32_t>(points), policy == OverflowPolicy::DropOldest,
+        // Every range a writer holds ends before heldUntil_: dropping it loses nothing.
+        result = spool_.append(payload, static_cast<std::uint32_t>(points), crc, policy == OverflowPolicy::DropOldest,
                                std::max(heldUntil_, readPos_));
         if (!result.appended) {
             if (result.error.empty()) return 0; // full, and the publisher asked not to drop
@@ -58,12 +70,15 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
         } else {
             appended = true;
             counters_.in += points;
+            const Spool::Position after = endPos_;
             endPos_ = result.next;
+            unreadPoints_ += points;
             if (result.droppedPoints > 0) {
                 counters_.dropped += result.droppedPoints;
                 dropsSinceLog_ += result.droppedPoints;
+                unreadPoints_ -= std::min<std::uint64_t>(unreadPoints_, result.droppedPoints);
                 while (!cache_.empty() && cache_.front().at < result.droppedBefore) {
-                    cachedPoints_ -= cache_.front().batch.size();
+                    cachedPoints_ -= cache_.front().batch->size();
                     cache_.pop_front();
                 }
                 const Clock::time_point now = Clock::now();
@@ -74,10 +89,10 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
                 }
             }
             cachedPoints_ += points;
-            cache_.push_back(Cached{result.at, result.next, std::move(batch)});
+            cache_.push_back(Cached{result.at, result.next, after, std::move(batch)});
             // The cache is only a shortcut: what leaves it is still on disk.
             while (cachedPoints_ > options_.cachePoints && cache_.size() > 1) {
-                cachedPoints_ -= cache_.front().batch.size();
+                cachedPoints_ -= cache_.front().batch->size();
                 cache_.pop_front();
             }
         }
@@ -86,7 +101,7 @@ std::size_t SinkChannel::offer(const std::string& payload, Batch batch, Overflow
     if (dropsToLog > 0)
         logger_.warning("sink %s: spool full (%Lu bytes); dropped the %Lu oldest points", name_,
                         static_cast<Poco::UInt64>(options_.spool.maxBytes), static_cast<Poco::UInt64>(dropsToLog));
-    changed_.notify_one();
+    changed_.notify_all();
     return result.droppedPoints;
 }
 
@@ -102,7 +117,9 @@ void SinkChannel::beginStop(double maxDrainSeconds) {
 }
 
 void SinkChannel::join() {
-    if (writer_.joinable()) writer_.join();
+    for (std::thread& writer : writers_) {
+        if (writer.joinable()) writer.join();
+    }
 }
 
 void SinkChannel::stop() {
@@ -117,20 +134,42 @@ std::size_t SinkChannel::cachedPoints() const {
 
 bool SinkChannel::hasUnread() const { return readPos_ < endPos_; }
 
-bool SinkChannel::gather(Batch& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock) {
+namespace {
+
+// Adds `more` to `batch`: taken as it is when `batch` is empty; otherwise `batch` is made this
+// writer's own (copied when another sink still shares it) and `more`'s points are moved when no
+// one else holds them, copied when someone does.
+void merge(std::shared_ptr<Batch>& batch, std::shared_ptr<Batch>&& more) {
+    if (!batch) {
+        batch = std::move(more);
+        return;
+    }
+    if (batch.use_count() > 1) batch = std::make_shared<Batch>(*batch);
+    if (more.use_count() == 1) std::move(more->begin(), more->end(), std::back_inserter(*batch));
+    else batch->insert(batch->end(), more->begin(), more->end());
+}
+
+} // namespace
+
+bool SinkChannel::gather(std::shared_ptr<Batch>& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock) {
     const std::size_t maxPoints = options_.batching.maxPoints;
     Spool::Position pos = readPos_;
+    std::uint64_t taken = 0; // points read past, decodable or not
+    std::size_t have = 0;    // points in `batch`
     for (;;) {
         while (!cache_.empty() && cache_.front().at < pos) {
-            cachedPoints_ -= cache_.front().batch.size();
+            cachedPoints_ -= cache_.front().batch->size();
             cache_.pop_front();
         }
-        if (!cache_.empty() && cache_.front().at == pos) {
+        // A record that begins a segment is also found at the end of the previous one.
+        if (!cache_.empty() && (cache_.front().at == pos || cache_.front().after == pos)) {
             Cached& front = cache_.front();
-            if (!batch.empty() && batch.size() + front.batch.size() > maxPoints) break;
-            if (batch.empty()) batch = std::move(front.batch);
-            else std::move(front.batch.begin(), front.batch.end(), std::back_inserter(batch));
-            cachedPoints_ -= front.batch.size();
+            const std::size_t size = front.batch->size(); // counted before the batch moves out
+            if (have > 0 && have + size > maxPoints) break;
+            taken += size;
+            have += size;
+            merge(batch, std::move(front.batch));
+            cachedPoints_ -= size;
             pos = front.next;
             cache_.pop_front();
         } else {
@@ -141,52 +180,94 @@ bool SinkChannel::gather(Batch& batch, Spool::Position& next, std::unique_lock<s
             const bool found = spool_.read(pos, record);
             lock.lock();
             if (!found) {
-                if (batch.empty()) readPos_ = std::max(readPos_, end); // nothing up to `end`
+                if (have == 0) readPos_ = std::max(readPos_, end); // nothing up to `end`
                 break;
             }
-            Batch decoded;
-            if (!decodeBatch(record.payload, decoded)) {
+            auto decoded = std::make_shared<Batch>();
+            if (!decodeBatch(record.payload, *decoded)) {
                 counters_.dropped += record.points;
                 logger_.error("sink %s: an undecodable spool record of %u points was skipped", name_,
                               static_cast<unsigned>(record.points));
+                taken += record.points;
                 pos = record.next;
-                if (batch.empty()) readPos_ = pos;
+                if (have == 0) readPos_ = pos;
                 continue;
             }
-            if (!batch.empty() && batch.size() + decoded.size() > maxPoints) break;
-            if (batch.empty()) batch = std::move(decoded);
-            else std::move(decoded.begin(), decoded.end(), std::back_inserter(batch));
+            const std::size_t size = decoded->size();
+            if (have > 0 && have + size > maxPoints) break;
+            taken += record.points;
+            have += size;
+            merge(batch, std::move(decoded));
             pos = record.next;
         }
-        if (maxPoints == 0 || batch.size() >= maxPoints) break;
+        if (maxPoints == 0 || have >= maxPoints) break;
     }
+    unreadPoints_ -= std::min(unreadPoints_, taken);
     next = pos;
-    if (!batch.empty()) heldUntil_ = next;
-    return !batch.empty();
+    if (have > 0) {
+        readPos_ = std::max(readPos_, next);
+        heldUntil_ = std::max(heldUntil_, next);
+    }
+    if (!hasUnread()) unreadPoints_ = 0; // what a damaged segment hid is not waited for
+    return have > 0;
+}
+
+bool SinkChannel::finish(std::uint64_t id, Spool::Position& commitTo) {
+    for (InFlight& range : inFlight_) {
+        if (range.id == id) range.finished = true;
+    }
+    bool grew = false;
+    while (!inFlight_.empty() && inFlight_.front().finished) {
+        commitTo = inFlight_.front().next;
+        inFlight_.pop_front();
+        grew = true;
+    }
+    return grew;
 }
 
 void SinkChannel::writerLoop() {
     std::unique_lock<std::mutex> lock(mutex_);
     const std::size_t maxPoints = options_.batching.maxPoints;
     const Clock::duration maxDelay = std::chrono::microseconds(options_.batching.maxDelay.totalMicroseconds());
+    const auto finished = [this] { return stopping_ && (!hasUnread() || Clock::now() >= drainDeadline_); };
     for (;;) {
-        changed_.wait(lock, [this] { return stopping_ || hasUnread(); });
-        if (stopping_ && (!hasUnread() || Clock::now() >= drainDeadline_)) break;
-        if (maxPoints > 0 && maxDelay.count() > 0 && !stopping_ && cachedPoints_ < maxPoints) {
-            // Let a batch fill up to the sink's size, but never wait longer than its delay.
-            changed_.wait_until(lock, Clock::now() + maxDelay, [&] { return stopping_ || cachedPoints_ >= maxPoints; });
+        // One writer at a time claims the next range, so that ranges are consecutive.
+        while (!finished() && (gathering_ || !hasUnread())) {
+            if (stopping_) changed_.wait_until(lock, drainDeadline_);
+            else changed_.wait(lock);
         }
-        Batch batch;
+        if (finished()) break;
+        gathering_ = true;
+        if (maxPoints > 0 && maxDelay.count() > 0 && !stopping_ && unreadPoints_ < maxPoints) {
+            // Let a batch fill up to the sink's size, but never wait longer than its delay; a
+            // backlog (in memory or only on disk) holding a full batch is written at once.
+            changed_.wait_until(lock, Clock::now() + maxDelay, [&] { return stopping_ || unreadPoints_ >= maxPoints; });
+        }
+        std::shared_ptr<Batch> batch;
         Spool::Position next;
-        if (!gather(batch, next, lock)) continue;
+        const bool got = gather(batch, next, lock);
+        gathering_ = false;
+        if (!got) {
+            changed_.notify_all(); // another writer may wait for its turn to claim
+            continue;
+        }
+        const std::uint64_t id = nextRangeId_++;
+        inFlight_.push_back(InFlight{id, next, false});
         lock.unlock();
-        const bool delivered = deliver(batch);
-        if (delivered) spool_.commit(next);
+        changed_.notify_all(); // the next writer may claim the next range
+        const bool delivered = deliver(*batch);
+        batch.reset(); // freed (when this sink was the last to hold it) outside the lock
         lock.lock();
         if (!delivered) break; // stopping: it stays in the spool for the next start
-        readPos_ = std::max(readPos_, next);
+        Spool::Position commitTo;
+        if (finish(id, commitTo)) {
+            lock.unlock();
+            spool_.commit(commitTo); // monotonic: a late, older commit is ignored
+            lock.lock();
+        }
     }
-    const bool left = hasUnread();
+    if (--writersRunning_ > 0) return; // the last writer out persists the cursor
+    const bool left = hasUnread() || !inFlight_.empty();
     lock.unlock();
     spool_.persistCursor();
     if (left) {
@@ -198,41 +279,89 @@ void SinkChannel::writerLoop() {
 
 bool SinkChannel::deliver(const Batch& batch) {
     for (;;) {
-        WriteOutcome outcome = WriteOutcome::Retry;
+        bool probe = false;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            // While the peer fails, every writer waits for the pause to end; then one write at a
+            // time probes the peer until one gets through.
+            while (failing_) {
+                const Clock::time_point now = Clock::now();
+                if (stopping_ && now >= drainDeadline_) return false;
+                if (!probing_ && now >= pauseUntil_) {
+                    probing_ = true;
+                    probe = true;
+                    break;
+                }
+                if (probing_ && !stopping_) changed_.wait(lock);
+                else changed_.wait_until(lock, probing_ ? drainDeadline_
+                                                         : (stopping_ ? std::min(pauseUntil_, drainDeadline_) : pauseUntil_));
+            }
+        }
+        WriteResult result;
         std::string error;
         try {
-            outcome = sink_.write(batch);
+            result = sink_.write(batch);
         } catch (const Poco::Exception& e) {
+            result = WriteOutcome::Retry;
             error = e.displayText();
         } catch (const std::exception& e) {
+            result = WriteOutcome::Retry;
             error = e.what();
         }
-        if (outcome == WriteOutcome::Done) {
-            counters_.out += batch.size();
-            backoff_.reset();
+        const std::size_t size = batch.size();
+        if (result.outcome == WriteOutcome::Done || result.outcome == WriteOutcome::Drop) {
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                if (probe) probing_ = false;
+                failing_ = false; // the peer answers
+                if (result.outcome == WriteOutcome::Done) backoff_.reset();
+            }
+            changed_.notify_all();
+            if (result.outcome == WriteOutcome::Drop) {
+                counters_.dropped += size;
+                logger_.error("sink %s: the peer rejected a batch of %z points; dropped", name_, size);
+                noteError("rejected a batch of " + std::to_string(size) + " points");
+                return true;
+            }
+            // A plain Done delivered every point; otherwise `rejected` of them were refused for good.
+            const std::size_t rejected = std::min(result.rejected, size);
+            counters_.out += size - rejected;
+            if (rejected > 0) {
+                counters_.dropped += rejected;
+                logger_.warning("sink %s: the peer rejected %z of %z points; delivered the rest", name_, rejected, size);
+                noteError("rejected " + std::to_string(rejected) + " of " + std::to_string(size) + " points");
+            }
             return true;
         }
-        if (outcome == WriteOutcome::Drop) {
-            counters_.dropped += batch.size();
-            logger_.error("sink %s: the peer rejected a batch of %z points; dropped", name_, batch.size());
-            noteError("rejected a batch of " + std::to_string(batch.size()) + " points");
-            return true;
-        }
-        counters_.retried += batch.size();
-        const Poco::Timespan wait = backoff_.next();
+        counters_.retried += size;
         if (error.empty()) error = "write failed; retrying";
-        // Logged before taking the lock: a slow log must not stall publishing sources.
-        logger_.warning("sink %s: write of %z points failed (%s); retry %u in %.1f s", name_, batch.size(), error,
-                        backoff_.attempts(), static_cast<double>(wait.totalMilliseconds()) / 1000.0);
-        std::unique_lock<std::mutex> lock(mutex_);
-        lastError_ = error;
-        lastErrorTime_ = wallSeconds();
-        const Clock::time_point retryAt = Clock::now() + std::chrono::microseconds(wait.totalMicroseconds());
-        for (;;) {
-            if (stopping_ && Clock::now() >= drainDeadline_) return false;
-            const Clock::time_point until = stopping_ ? std::min(retryAt, drainDeadline_) : retryAt;
-            if (changed_.wait_until(lock, until) == std::cv_status::timeout && Clock::now() >= retryAt) break;
+        Poco::Timespan wait;
+        unsigned attempt = 0;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (probe) probing_ = false;
+            const Clock::time_point now = Clock::now();
+            if (probe || !failing_) {
+                // This failure sets the pause; writes already in flight that fail too only join it.
+                wait = backoff_.next();
+                attempt = backoff_.attempts();
+                pauseUntil_ = now + std::chrono::microseconds(wait.totalMicroseconds());
+                failing_ = true;
+            } else {
+                wait = Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::max(pauseUntil_ - now, Clock::duration::zero()))
+                                          .count());
+            }
+            lastError_ = error;
+            lastErrorTime_ = wallSeconds();
         }
+        changed_.notify_all();
+        const double seconds = static_cast<double>(wait.totalMilliseconds()) / 1000.0;
+        if (attempt > 0)
+            logger_.warning("sink %s: write of %z points failed (%s); retry %u in %.1f s", name_, size, error, attempt, seconds);
+        else
+            logger_.warning("sink %s: write of %z points failed (%s); retried after the pause, in %.1f s", name_, size,
+                            error, seconds);
     }
 }
 
@@ -303,8 +432,17 @@ PublishResult MetricBus::publish(Batch&& batch, OverflowPolicy policy) {
         result.rejected = policy == OverflowPolicy::RejectWhenFull;
         return result;
     }
-    std::string payload;
+    // Encoded once for every sink, into this thread's buffer (the spools copy it); the record's
+    // checksum too, outside any lock.
+    thread_local std::string payload;
+    payload.clear();
     encodeBatch(batch, payload);
+    const std::uint32_t crc = Spool::checksum(static_cast<std::uint32_t>(batch.size()), payload);
+    struct Trim { // a rare huge batch does not keep its buffer for the thread's life
+        ~Trim() {
+            if (payload.capacity() > (4u << 20)) std::string().swap(payload);
+        }
+    } trim;
     if (policy == OverflowPolicy::RejectWhenFull) {
         for (const SinkChannelPtr& sink : sinks_) {
             if (!sink->hasRoomFor(payload.size())) {
@@ -314,11 +452,14 @@ PublishResult MetricBus::publish(Batch&& batch, OverflowPolicy policy) {
         }
     }
     const std::size_t points = batch.size();
+    // One batch for every sink: no copy per sink.
+    auto shared = std::make_shared<Batch>(std::move(batch));
     bool everywhere = true;
     for (std::size_t i = 0; i < sinks_.size(); ++i) {
         bool appended = false;
         const bool last = i + 1 == sinks_.size();
-        result.dropped = std::max(result.dropped, sinks_[i]->offer(payload, last ? std::move(batch) : batch, policy, appended));
+        result.dropped =
+            std::max(result.dropped, sinks_[i]->offer(payload, crc, last ? std::move(shared) : shared, policy, appended));
         everywhere = everywhere && appended;
     }
     result.accepted = everywhere ? points : 0;

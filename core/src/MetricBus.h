@@ -1,6 +1,6 @@
 // The metric bus: sources publish batches; every sink gets its own durable spool, a bounded
-// in-memory cache of what it has not delivered yet, and its own writer thread, so a slow or dead
-// sink never slows a source or another sink, and nothing acknowledged is lost.
+// in-memory cache of what it has not delivered yet, and its own writer thread(s), so a slow or
+// dead sink never slows a source or another sink, and nothing acknowledged is lost.
 #pragma once
 
 #include "Spool.h"
@@ -30,9 +30,11 @@ struct SinkCounters {
     std::atomic<std::uint64_t> dropped{0}; // points lost: spool full, rejected by the peer, unappendable
 };
 
-// One sink's spool, cache and writer thread. publish() appends to the spool (the source's
-// batch is acknowledged then); the writer reads in order, from the cache when it keeps up and
-// from disk when it does not, and commits what the sink delivered.
+// One sink's spool, cache and writer threads. publish() appends to the spool (the source's
+// batch is acknowledged then); a writer claims the next range of records in order, from the
+// cache when it keeps up and from disk when it does not, and writes it. With
+// SinkBatching::concurrency = N, N writers each hold a consecutive range; the spool is committed
+// past a range only when it and every earlier range are delivered (or dropped).
 class SinkChannel {
 public:
     struct Options {
@@ -53,9 +55,12 @@ public:
     void start();
 
     bool hasRoomFor(std::size_t payloadBytes) const { return spool_.hasRoomFor(payloadBytes); }
-    // Appends an encoded batch (`payload`, the same bytes for every sink) and caches `batch`.
-    // Returns the points of older data dropped to make room; `appended` says whether it was taken.
-    std::size_t offer(const std::string& payload, Batch batch, OverflowPolicy policy, bool& appended);
+    // Appends an encoded batch (`payload`, the same bytes for every sink, with its record checksum
+    // `crc` = Spool::checksum) and caches `batch`. Returns the points of older data dropped to make
+    // room; `appended` says whether it was taken.
+    // `batch` is shared by every sink's cache and writer, and never changed while shared.
+    std::size_t offer(std::string_view payload, std::uint32_t crc, std::shared_ptr<Batch> batch, OverflowPolicy policy,
+                      bool& appended);
 
     // `maxDrainSeconds` caps the drain below options().drainSeconds (the stop's budget); < 0 = no cap.
     void beginStop(double maxDrainSeconds = -1);
@@ -72,15 +77,26 @@ private:
     struct Cached {
         Spool::Position at;
         Spool::Position next;
-        Batch batch;
+        Spool::Position after; // the end of the record appended before it (at, unless a segment began)
+        std::shared_ptr<Batch> batch; // the publisher's batch, shared with the other sinks
+    };
+
+    // A range of records claimed by a writer, in spool order.
+    struct InFlight {
+        std::uint64_t id = 0;
+        Spool::Position next; // after its last record
+        bool finished = false; // delivered or dropped
     };
 
     void writerLoop();
     // Gathers records from `readPos_` on, up to the sink's batch size; false when none.
-    bool gather(Batch& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock);
+    // The batch is a cached one as it is (shared) when it is a single record, else a merged copy.
+    bool gather(std::shared_ptr<Batch>& batch, Spool::Position& next, std::unique_lock<std::mutex>& lock);
     bool hasUnread() const; // needs mutex_
     // Writes until done, dropped, or the drain deadline passes; true when it may be committed.
     bool deliver(const Batch& batch);
+    // Marks range `id` finished; returns true with `commitTo` when the committed prefix grew.
+    bool finish(std::uint64_t id, Spool::Position& commitTo); // needs mutex_
     void noteError(const std::string& error);
 
     const std::string name_;
@@ -95,9 +111,19 @@ private:
     std::condition_variable changed_;
     std::deque<Cached> cache_;
     std::size_t cachedPoints_ = 0;
-    Spool::Position readPos_;  // the writer's next record
-    Spool::Position heldUntil_; // after the batch the writer is delivering (= readPos_ when idle)
+    Spool::Position readPos_;  // the next record no writer has claimed yet
+    Spool::Position heldUntil_; // after the last range a writer claimed (= readPos_)
     Spool::Position endPos_;   // after the last appended record
+    std::uint64_t unreadPoints_ = 0; // points from readPos_ on, in memory or only on disk
+    std::deque<InFlight> inFlight_; // claimed and not yet committed, the oldest first
+    std::uint64_t nextRangeId_ = 0;
+    bool gathering_ = false; // a writer is claiming the next range (one at a time: ranges stay consecutive)
+    // Retries are shared: after a write answered Retry every writer pauses until pauseUntil_,
+    // then one write at a time probes the peer until one is delivered.
+    bool failing_ = false;
+    bool probing_ = false;
+    std::chrono::steady_clock::time_point pauseUntil_{};
+    unsigned writersRunning_ = 0;
     bool stopping_ = false;
     std::chrono::steady_clock::time_point drainDeadline_{};
     std::string lastError_;
@@ -105,7 +131,7 @@ private:
     std::chrono::steady_clock::time_point lastDropLog_{};
     std::uint64_t dropsSinceLog_ = 0;
 
-    std::thread writer_;
+    std::vector<std::thread> writers_;
 };
 
 using SinkChannelPtr = std::unique_ptr<SinkChannel>;

@@ -32,13 +32,6 @@ struct Header {
 };
 static_assert(sizeof(Header) == Spool::kHeaderBytes);
 
-std::uint32_t checksum(std::uint32_t points, std::string_view payload) {
-    Poco::Checksum crc(Poco::Checksum::TYPE_CRC32);
-    crc.update(reinterpret_cast<const char*>(&points), sizeof points);
-    crc.update(payload.data(), static_cast<unsigned>(payload.size()));
-    return crc.checksum();
-}
-
 std::system_error systemError(const std::string& what) { return std::system_error(errno, std::generic_category(), what); }
 
 // pread that retries short reads; false at end of file or on error.
@@ -56,6 +49,13 @@ bool readFully(int fd, void* buffer, std::size_t size, std::uint64_t offset) {
 }
 
 } // namespace
+
+std::uint32_t Spool::checksum(std::uint32_t points, std::string_view payload) {
+    Poco::Checksum crc(Poco::Checksum::TYPE_CRC32);
+    crc.update(reinterpret_cast<const char*>(&points), sizeof points);
+    crc.update(payload.data(), static_cast<unsigned>(payload.size()));
+    return crc.checksum();
+}
 
 Spool::Spool(Options options, Poco::Logger& logger) : options_(std::move(options)), logger_(logger) {
     Poco::File(options_.directory).createDirectories();
@@ -122,6 +122,7 @@ void Spool::recover() {
     Position saved;
     if (!(cursor >> saved.segment >> saved.offset)) saved = {};
 
+    std::uint64_t savedSegmentPoints = 0; // counted from the saved cursor on
     for (std::uint64_t seq : found) {
         struct stat info {};
         if (stat(pathOf(seq).c_str(), &info) != 0) throw systemError("cannot stat " + pathOf(seq));
@@ -143,6 +144,8 @@ void Spool::recover() {
                             options_.directory, static_cast<Poco::UInt64>(size - valid), static_cast<Poco::UInt64>(seq));
         }
         stats_.replayedRecords += records;
+        stats_.replayedPoints += points;
+        if (seq == saved.segment) savedSegmentPoints = points;
         segments_.push_back(Segment{seq, valid, -1});
         if (records > 0)
             logger_.information("spool %s: segment %Lu holds %Lu undelivered points; they will be delivered",
@@ -163,6 +166,13 @@ void Spool::recover() {
         std::uint64_t records = 0;
         std::uint64_t points = 0;
         if (scan(it->seq, committed_.offset, 0, records, points) != committed_.offset) committed_.offset = 0;
+    }
+    if (it != segments_.end() && committed_.segment == saved.segment && committed_.offset == 0 && saved.offset > 0) {
+        // The cursor was moved back to the start of its segment: all of that segment is replayed.
+        std::uint64_t records = 0;
+        std::uint64_t points = 0;
+        scan(it->seq, it->size, 0, records, points);
+        stats_.replayedPoints += points - std::min(points, savedSegmentPoints);
     }
     persisted_ = committed_;
 }
@@ -213,6 +223,11 @@ std::uint64_t Spool::dropOldestLocked(Position heldBefore) {
 }
 
 Spool::AppendResult Spool::append(std::string_view payload, std::uint32_t points, bool dropOldest, Position heldBefore) {
+    return append(payload, points, checksum(points, payload), dropOldest, heldBefore);
+}
+
+Spool::AppendResult Spool::append(std::string_view payload, std::uint32_t points, std::uint32_t crc, bool dropOldest,
+                                  Position heldBefore) {
     AppendResult result;
     if (payload.size() > kMaxPayloadBytes) {
         result.error = "batch of " + std::to_string(payload.size()) + " bytes exceeds the spool's record limit";
@@ -230,7 +245,7 @@ Spool::AppendResult Spool::append(std::string_view payload, std::uint32_t points
     if (segments_.back().size > 0 && segments_.back().size + recordBytes > options_.segmentBytes) rotateLocked();
 
     Segment& active = segments_.back();
-    const Header header{kMagic, static_cast<std::uint32_t>(payload.size()), points, checksum(points, payload)};
+    const Header header{kMagic, static_cast<std::uint32_t>(payload.size()), points, crc};
     iovec parts[2] = {{const_cast<Header*>(&header), sizeof header}, {const_cast<char*>(payload.data()), payload.size()}};
     std::uint64_t written = 0;
     while (written < recordBytes) {

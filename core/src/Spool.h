@@ -62,6 +62,7 @@ public:
         std::uint64_t droppedSegments = 0;
         std::uint64_t truncatedBytes = 0; // torn or corrupt tails cut at start
         std::uint64_t replayedRecords = 0; // undelivered records found at start
+        std::uint64_t replayedPoints = 0;  // and their points
     };
 
     static constexpr std::uint32_t kHeaderBytes = 16;
@@ -80,6 +81,11 @@ public:
     // `heldBefore` are delivered or in the reader's hands, so dropping them loses nothing and
     // they are not counted as dropped.
     AppendResult append(std::string_view payload, std::uint32_t points, bool dropOldest, Position heldBefore = {});
+    // The same with the record's checksum (checksum(points, payload)) computed by the caller,
+    // outside the spool's lock, and once for every spool the payload goes to.
+    AppendResult append(std::string_view payload, std::uint32_t points, std::uint32_t crc, bool dropOldest,
+                        Position heldBefore);
+    static std::uint32_t checksum(std::uint32_t points, std::string_view payload);
 
     // Reads the first record at or after `from`; false when there is none yet.
     bool read(Position from, Record& out);

@@ -54,10 +54,13 @@ public:
         logger_->information("writing line protocol to %s", path_);
     }
 
-    agent::WriteOutcome write(const agent::Batch& batch) override {
+    // One writer thread (batching() keeps the default concurrency of 1). Done counts the whole
+    // batch delivered: the file refuses nothing (a point with no encodable field is left out).
+    agent::WriteResult write(const agent::Batch& batch) override {
+        const agent::WriteResult done(agent::WriteOutcome::Done, batch.size(), 0);
         std::string text;
         encoder_.append(text, batch);
-        if (text.empty()) return agent::WriteOutcome::Done; // nothing encodable (NaN only)
+        if (text.empty()) return done; // nothing encodable (NaN only)
         text.pop_back(); // FileChannel ends every message with a newline of its own
         try {
             file_->log(Poco::Message("sink-file", text, Poco::Message::PRIO_INFORMATION));
@@ -65,7 +68,7 @@ public:
             logger_->error("cannot write %s: %s", path_, error.displayText());
             return agent::WriteOutcome::Retry;
         }
-        return agent::WriteOutcome::Done;
+        return done;
     }
 
     void stop() override {

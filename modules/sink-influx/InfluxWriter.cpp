@@ -129,6 +129,8 @@ std::vector<SettingsProblem> checkSettings(const WriterSettings& settings) {
     if (settings.timeout.totalMilliseconds() < 1 || settings.timeout.totalSeconds() > 3600)
         problems.push_back({"timeout", "must be between 0.001 and 3600 seconds"});
     if (settings.failbackAfter.totalMicroseconds() < 0) problems.push_back({"failback_after", "must not be negative"});
+    if (settings.concurrency < 1 || settings.concurrency > kMaxConcurrency)
+        problems.push_back({"concurrency", "must be between 1 and " + std::to_string(kMaxConcurrency)});
     return problems;
 }
 
@@ -147,40 +149,104 @@ bool isValidDatabaseName(const std::string& name) {
     return agent::isValidName(name, kMaxDatabaseName);
 }
 
-InfluxWriter::InfluxWriter(WriterSettings settings, Poco::Logger& logger)
-    : settings_(std::move(settings)), logger_(logger) {
-    for (const std::string& url : settings_.urls)
-        endpoints_.push_back(Endpoint{Poco::URI(url), url, nullptr});
-    if (endpoints_.empty()) throw Poco::InvalidArgumentException("sink-influx: no URL to write to");
-    stats_.currentUrl = endpoints_.front().label;
-}
-
-InfluxWriter::~InfluxWriter() = default;
-
-void InfluxWriter::close() {
-    for (Endpoint& endpoint : endpoints_) {
-        if (endpoint.session) endpoint.session->reset();
-        endpoint.session.reset();
-    }
-}
-
-WriteOutcome InfluxWriter::write(const Batch& batch) {
-    failBackIfDue();
-    pending_ = PendingCounts{};
-    const WriteOutcome outcome = writeGroups(batch);
-    // A batch answered "retry" comes back whole: what it lost is counted once, when it is finished.
-    if (outcome != WriteOutcome::Retry) {
-        stats_.nonFiniteFields += pending_.nonFiniteFields;
-        stats_.unencodablePoints += pending_.unencodablePoints;
-        for (const auto& [reason, counts] : pending_.drops) {
-            stats_.chunksDropped[reason] += counts.first;
-            stats_.pointsDropped[reason] += counts.second;
+std::size_t refusedPointsOf(const std::string& error, std::size_t points) {
+    if (error.find("partial write") == std::string::npos) return 0;
+    std::size_t refused = 0;
+    static const std::string key = "dropped=";
+    if (const std::size_t at = error.rfind(key); at != std::string::npos) {
+        std::size_t digit = at + key.size();
+        while (digit < error.size() && error[digit] >= '0' && error[digit] <= '9') {
+            refused = refused * 10 + static_cast<std::size_t>(error[digit] - '0');
+            if (refused > points) return points;
+            ++digit;
         }
     }
-    return outcome;
+    if (refused == 0) {
+        // Unparsable lines next to parsable ones: influxd writes the others and answers
+        // "partial write: unable to parse '...': reason\nunable to parse ... dropped=0".
+        static const std::string unparsable = "unable to parse";
+        for (std::size_t at = error.find(unparsable); at != std::string::npos;
+             at = error.find(unparsable, at + unparsable.size()))
+            ++refused;
+    }
+    return std::min(refused, points);
 }
 
-WriteOutcome InfluxWriter::writeGroups(const Batch& batch) {
+InfluxWriter::InfluxWriter(WriterSettings settings, Poco::Logger& logger)
+    : settings_(std::move(settings)), logger_(logger) {
+    if (settings_.concurrency < 1) throw Poco::InvalidArgumentException("sink-influx: concurrency must be at least 1");
+    for (const std::string& url : settings_.urls)
+        endpoints_.push_back(Endpoint{Poco::URI(url), url, {}, 0});
+    if (endpoints_.empty()) throw Poco::InvalidArgumentException("sink-influx: no URL to write to");
+}
+
+InfluxWriter::~InfluxWriter() {
+    close();
+}
+
+void InfluxWriter::close() {
+    std::lock_guard<std::mutex> lock(poolMutex_);
+    ++generation_; // the sessions in use now are closed when they come back
+    for (Endpoint& endpoint : endpoints_) {
+        for (SessionPtr& session : endpoint.idle)
+            session->reset();
+        endpoint.sessions -= static_cast<unsigned>(endpoint.idle.size());
+        endpoint.idle.clear();
+    }
+    sessionReturned_.notify_all();
+}
+
+InfluxWriter::SessionPtr InfluxWriter::acquire(std::size_t index) {
+    std::unique_lock<std::mutex> lock(poolMutex_);
+    Endpoint& endpoint = endpoints_[index];
+    sessionReturned_.wait(lock, [&] { return !endpoint.idle.empty() || endpoint.sessions < settings_.concurrency; });
+    if (!endpoint.idle.empty()) {
+        SessionPtr session = std::move(endpoint.idle.back());
+        endpoint.idle.pop_back();
+        return session;
+    }
+    ++endpoint.sessions;
+    auto session = std::make_unique<Session>(endpoint.uri.getHost(), endpoint.uri.getPort());
+    session->generation = generation_;
+    session->setTimeout(settings_.timeout);
+    session->setKeepAlive(true);
+    return session;
+}
+
+void InfluxWriter::release(std::size_t index, SessionPtr session) {
+    std::lock_guard<std::mutex> lock(poolMutex_);
+    Endpoint& endpoint = endpoints_[index];
+    if (session->generation != generation_) {
+        session->reset();
+        --endpoint.sessions;
+    } else {
+        endpoint.idle.push_back(std::move(session));
+    }
+    sessionReturned_.notify_one();
+}
+
+WriteResult InfluxWriter::write(const Batch& batch) {
+    failBackIfDue();
+    WriteState state;
+    const WriteOutcome outcome = writeGroups(batch, state);
+    // A batch answered "retry" comes back whole: what it lost is counted once, when it is finished.
+    if (outcome == WriteOutcome::Retry) return WriteOutcome::Retry;
+    nonFiniteFields_ += state.nonFiniteFields;
+    unencodablePoints_ += state.unencodablePoints;
+    {
+        std::lock_guard<std::mutex> lock(stateMutex_);
+        for (const auto& [reason, counts] : state.drops) {
+            if (counts.first > 0) chunksDropped_[reason] += counts.first; // none: only points of partial writes
+            pointsDropped_[reason] += counts.second;
+        }
+    }
+    const std::size_t delivered = std::min(state.delivered, batch.size());
+    const std::size_t rejected = batch.size() - delivered;
+    if (delivered == 0 && state.refused) return WriteResult(WriteOutcome::Drop, 0, rejected);
+    return WriteResult(WriteOutcome::Done, delivered, rejected);
+}
+
+WriteOutcome InfluxWriter::writeGroups(const Batch& batch, WriteState& state) {
     // Group by database in order of first appearance; the namespace -> group lookup is cached,
     // since a batch usually holds one or two namespaces.
     constexpr std::size_t kInvalid = static_cast<std::size_t>(-1);
@@ -191,7 +257,7 @@ WriteOutcome InfluxWriter::writeGroups(const Batch& batch) {
     for (const Metric& metric : batch) {
         for (const Field& field : metric.fields) {
             if (const double* d = std::get_if<double>(&field.value); d != nullptr && !std::isfinite(*d))
-                ++pending_.nonFiniteFields;
+                ++state.nonFiniteFields;
         }
         auto known = groupOfNamespace.find(metric.ns);
         if (known == groupOfNamespace.end()) {
@@ -215,32 +281,29 @@ WriteOutcome InfluxWriter::writeGroups(const Batch& batch) {
         if (encoder_.append(group.text, metric))
             group.ends.push_back(group.text.size());
         else
-            ++pending_.unencodablePoints;
+            ++state.unencodablePoints;
     }
 
-    bool anyDropped = false;
     if (invalidPoints > 0) {
         logger_.error("dropped %z points: their namespace gives database \"%s\", not a valid name", invalidPoints,
                       invalidDatabase);
-        noteError(stats_.lastStatus, "invalid database name \"" + invalidDatabase + "\"");
-        drop(kDropInvalidDatabase, invalidPoints);
-        anyDropped = true;
+        noteError(lastStatus_.load(), "invalid database name \"" + invalidDatabase + "\"");
+        drop(state, kDropInvalidDatabase, invalidPoints);
     }
     for (const Group& group : groups) {
         const std::size_t points = group.ends.size();
         for (std::size_t first = 0; first < points; first += settings_.batchSize) {
             const std::size_t last = std::min(points, first + settings_.batchSize);
-            const ChunkResult result = postChunk(group, first, last, false, false);
+            const ChunkResult result = postChunk(group, first, last, false, false, state);
             // The rest waits for the core's next attempt, which sends the whole batch again.
             if (result == ChunkResult::Retry) return WriteOutcome::Retry;
-            anyDropped = anyDropped || result == ChunkResult::Dropped;
         }
     }
-    return anyDropped ? WriteOutcome::Drop : WriteOutcome::Done;
+    return WriteOutcome::Done;
 }
 
 InfluxWriter::ChunkResult InfluxWriter::postChunk(const Group& group, std::size_t first, std::size_t last,
-                                                  bool databaseCreated, bool splitting) {
+                                                  bool databaseCreated, bool splitting, WriteState& state) {
     const std::size_t points = last - first;
     const std::size_t from = first == 0 ? 0 : group.ends[first - 1];
     const std::string_view text(group.text.data() + from, group.ends[last - 1] - from);
@@ -254,16 +317,30 @@ InfluxWriter::ChunkResult InfluxWriter::postChunk(const Group& group, std::size_
     const std::string what = describe(status, response.error);
 
     if (status >= 200 && status < 300) {
-        stats_.pointsWritten += points;
-        ++stats_.chunksWritten;
+        pointsWritten_ += points;
+        ++chunksWritten_;
+        state.delivered += points;
         return ChunkResult::Done;
     }
     if (status == 400) {
         // A partial write or unparsable line: InfluxDB kept what it could, resending cannot help.
+        noteError(status, response.error);
+        const std::size_t refused = refusedPointsOf(response.error, points);
+        if (refused > 0 && refused < points) {
+            const std::size_t kept = points - refused;
+            logger_.error("database %s: InfluxDB kept %z of a chunk of %z points and refused %z (%s); the %z are "
+                          "dropped",
+                          group.database, kept, points, refused, what, refused);
+            pointsWritten_ += kept;
+            ++chunksWritten_;
+            ++partialWrites_;
+            state.delivered += kept;
+            drop(state, kDropBadRequest, refused, false);
+            return ChunkResult::Dropped;
+        }
         logger_.error("database %s: InfluxDB rejected a chunk of %z points (%s); dropped", group.database, points,
                       what);
-        noteError(status, response.error);
-        drop(kDropBadRequest, points);
+        drop(state, kDropBadRequest, points);
         return ChunkResult::Dropped;
     }
     if (status == 413) {
@@ -271,25 +348,25 @@ InfluxWriter::ChunkResult InfluxWriter::postChunk(const Group& group, std::size_
             logger_.error("database %s: a single point of %z bytes is too large for InfluxDB (%s); dropped",
                           group.database, text.size(), what);
             noteError(status, response.error);
-            drop(kDropTooLarge, 1);
+            drop(state, kDropTooLarge, 1);
             return ChunkResult::Dropped;
         }
-        ++stats_.splits;
+        ++splits_;
         if (!splitting) // one line for the whole cascade of halvings
             logger_.information(
                 "database %s: %z points (%z bytes) are too large for one request (%s); sending them in parts",
                 group.database, points, text.size(), what);
         const std::size_t middle = first + points / 2;
-        const ChunkResult front = postChunk(group, first, middle, databaseCreated, true);
+        const ChunkResult front = postChunk(group, first, middle, databaseCreated, true, state);
         if (front == ChunkResult::Retry) return ChunkResult::Retry;
-        const ChunkResult back = postChunk(group, middle, last, databaseCreated, true);
+        const ChunkResult back = postChunk(group, middle, last, databaseCreated, true, state);
         if (back == ChunkResult::Retry) return ChunkResult::Retry;
         return front == ChunkResult::Dropped || back == ChunkResult::Dropped ? ChunkResult::Dropped : ChunkResult::Done;
     }
     if (status == 404 && response.error.find("database not found") != std::string::npos) {
         if (settings_.createDatabase && !databaseCreated) {
             if (!createDatabase(group.database)) return ChunkResult::Retry;
-            return postChunk(group, first, last, true, splitting);
+            return postChunk(group, first, last, true, splitting, state);
         }
         logger_.warning("database %s does not exist (%s)%s; will retry", group.database, what,
                         std::string(settings_.createDatabase ? "" : " and create_database is off"));
@@ -306,7 +383,7 @@ InfluxWriter::ChunkResult InfluxWriter::postChunk(const Group& group, std::size_
         logger_.error("database %s: InfluxDB rejected a chunk of %z points (%s); dropped", group.database, points,
                       what);
         noteError(status, response.error);
-        drop(kDropRejected, points);
+        drop(state, kDropRejected, points);
         return ChunkResult::Dropped;
     }
     // No answer, timeout, 404 (a proxy's), 408, 429, 5xx, or a status the write API never gives.
@@ -321,39 +398,36 @@ InfluxWriter::Response InfluxWriter::postWithFailover(const std::string& path, c
                                                       bool gzip) {
     Response response;
     for (std::size_t tried = 0; tried < endpoints_.size(); ++tried) {
-        Endpoint& endpoint = endpoints_[current_];
-        response = exchange(endpoint, path, query, contentType, body, gzip);
-        response.url = endpoint.label;
-        stats_.lastStatus = response.status;
+        const std::size_t index = currentEndpoint();
+        response = exchange(index, path, query, contentType, body, gzip);
+        response.url = endpoints_[index].label;
+        lastStatus_ = response.status;
         const bool down = response.status == 0 || response.status >= 500;
         if (!down || endpoints_.size() == 1) return response;
-        // Move on even after the last URL: the next write starts where this round ends.
+        // Move on even after the last URL: the next write starts where this round ends. Writes in
+        // flight at the same time find the same URL down: only the first one moves on from it.
+        std::lock_guard<std::mutex> lock(stateMutex_);
+        if (current_ != index) continue;
         const std::size_t next = (current_ + 1) % endpoints_.size();
-        logger_.warning("%s: %s; failing over to %s", endpoint.label, describe(response.status, response.error),
-                        endpoints_[next].label);
+        logger_.warning("%s: %s; failing over to %s", endpoints_[index].label,
+                        describe(response.status, response.error), endpoints_[next].label);
         if (current_ == 0) failedOverAt_ = Clock::now();
         current_ = next;
-        stats_.currentUrl = endpoints_[current_].label;
-        ++stats_.failovers;
+        ++failovers_;
     }
     return response;
 }
 
-InfluxWriter::Response InfluxWriter::exchange(Endpoint& endpoint, const std::string& path, const std::string& query,
+InfluxWriter::Response InfluxWriter::exchange(std::size_t index, const std::string& path, const std::string& query,
                                               const std::string& contentType, const std::string& body, bool gzip) {
     using Poco::Net::HTTPMessage;
     using Poco::Net::HTTPRequest;
     Response response;
-    const std::string target = basePath(endpoint.uri) + path + (query.empty() ? "" : "?" + query);
+    const std::string target = basePath(endpoints_[index].uri) + path + (query.empty() ? "" : "?" + query);
+    SessionPtr pooled = acquire(index);
+    Session& session = *pooled;
     for (int attempt = 0; attempt < 2; ++attempt) {
-        if (!endpoint.session) {
-            endpoint.session =
-                std::make_unique<Poco::Net::HTTPClientSession>(endpoint.uri.getHost(), endpoint.uri.getPort());
-            endpoint.session->setTimeout(settings_.timeout);
-            endpoint.session->setKeepAlive(true);
-        }
-        Poco::Net::HTTPClientSession& session = *endpoint.session;
-        const bool reused = session.connected();
+        const bool reused = !session.willConnect();
         try {
             HTTPRequest request(HTTPRequest::HTTP_POST, target, HTTPMessage::HTTP_1_1);
             request.setKeepAlive(true);
@@ -362,8 +436,9 @@ InfluxWriter::Response InfluxWriter::exchange(Endpoint& endpoint, const std::str
             if (gzip) request.set("Content-Encoding", "gzip");
             if (!settings_.username.empty())
                 Poco::Net::HTTPBasicCredentials(settings_.username, settings_.password).authenticate(request);
-            ++stats_.requests;
+            ++requests_;
             std::ostream& out = session.sendRequest(request);
+            if (!reused) ++connectionsOpened_; // connected (a refused connect throws above)
             // The header has gone out in a segment of its own; without TCP_NODELAY the body's last
             // partial segment waits for its ACK, which the peer delays: 40 ms per request.
             session.socket().setNoDelay(true);
@@ -385,22 +460,23 @@ InfluxWriter::Response InfluxWriter::exchange(Endpoint& endpoint, const std::str
             response.status = static_cast<int>(answer.getStatus());
             response.body = text;
             if (response.status >= 300) response.error = errorMessage(text, answer);
-            return response;
+            break;
         } catch (const Poco::TimeoutException& error) {
             session.reset();
             response.status = 0;
             response.error = "timeout after " + std::to_string(settings_.timeout.totalMilliseconds()) + " ms (" +
                              error.displayText() + ")";
-            return response; // the peer is there but slow: a second attempt would wait as long again
+            break; // the peer is there but slow: a second attempt would wait as long again
         } catch (const Poco::Exception& error) {
             session.reset();
             response.status = 0;
             response.error = error.displayText();
             // A reused keep-alive connection may have been closed by the peer (a restart, an idle
             // timeout): one more attempt on a fresh connection tells that from a peer that is down.
-            if (!reused) return response;
+            if (!reused) break;
         }
     }
+    release(index, std::move(pooled));
     return response;
 }
 
@@ -419,33 +495,63 @@ bool InfluxWriter::createDatabase(const std::string& database) {
         noteError(response.status, "CREATE DATABASE " + database + ": " + error);
         return false;
     }
-    ++stats_.databasesCreated;
+    ++databasesCreated_;
     logger_.information("created database %s on %s", database, response.url);
     return true;
 }
 
 void InfluxWriter::failBackIfDue() {
+    std::lock_guard<std::mutex> lock(stateMutex_);
     if (current_ == 0 ||
         Clock::now() - failedOverAt_ < std::chrono::microseconds(settings_.failbackAfter.totalMicroseconds()))
         return;
     logger_.information("trying the first URL %s again (on %s since the failover)", endpoints_.front().label,
                         endpoints_[current_].label);
     current_ = 0;
-    stats_.currentUrl = endpoints_.front().label;
 }
 
-void InfluxWriter::drop(const char* reason, std::size_t points) {
-    ++pending_.drops[reason].first;
-    pending_.drops[reason].second += points;
+std::size_t InfluxWriter::currentEndpoint() const {
+    std::lock_guard<std::mutex> lock(stateMutex_);
+    return current_;
+}
+
+void InfluxWriter::drop(WriteState& state, const char* reason, std::size_t points, bool wholeChunk) {
+    if (wholeChunk) ++state.drops[reason].first;
+    state.drops[reason].second += points;
+    state.refused = true;
 }
 
 void InfluxWriter::noteError(int status, const std::string& error) {
-    stats_.lastStatus = status;
-    stats_.lastError = describe(status, error);
-    stats_.lastErrorTime = wallSeconds();
+    lastStatus_ = status;
+    std::lock_guard<std::mutex> lock(stateMutex_);
+    lastError_ = describe(status, error);
+    lastErrorTime_ = wallSeconds();
+}
+
+WriterStats InfluxWriter::stats() const {
+    WriterStats stats;
+    stats.pointsWritten = pointsWritten_.load();
+    stats.chunksWritten = chunksWritten_.load();
+    stats.requests = requests_.load();
+    stats.partialWrites = partialWrites_.load();
+    stats.connectionsOpened = connectionsOpened_.load();
+    stats.nonFiniteFields = nonFiniteFields_.load();
+    stats.unencodablePoints = unencodablePoints_.load();
+    stats.databasesCreated = databasesCreated_.load();
+    stats.splits = splits_.load();
+    stats.failovers = failovers_.load();
+    stats.lastStatus = lastStatus_.load();
+    std::lock_guard<std::mutex> lock(stateMutex_);
+    stats.chunksDropped = chunksDropped_;
+    stats.pointsDropped = pointsDropped_;
+    stats.lastError = lastError_;
+    stats.lastErrorTime = lastErrorTime_;
+    stats.currentUrl = endpoints_[current_].label;
+    return stats;
 }
 
 Poco::JSON::Object::Ptr InfluxWriter::health() const {
+    const WriterStats stats = this->stats();
     Poco::JSON::Object::Ptr health = new Poco::JSON::Object;
     auto byReason = [](const std::map<std::string, std::uint64_t>& counts) {
         Poco::JSON::Object::Ptr object = new Poco::JSON::Object;
@@ -453,20 +559,23 @@ Poco::JSON::Object::Ptr InfluxWriter::health() const {
             object->set(reason, static_cast<Poco::UInt64>(count));
         return object;
     };
-    health->set("points_written", static_cast<Poco::UInt64>(stats_.pointsWritten));
-    health->set("chunks_written", static_cast<Poco::UInt64>(stats_.chunksWritten));
-    health->set("requests", static_cast<Poco::UInt64>(stats_.requests));
-    health->set("chunks_dropped", byReason(stats_.chunksDropped));
-    health->set("points_dropped", byReason(stats_.pointsDropped));
-    health->set("nonfinite_fields_dropped", static_cast<Poco::UInt64>(stats_.nonFiniteFields));
-    health->set("unencodable_points", static_cast<Poco::UInt64>(stats_.unencodablePoints));
-    health->set("databases_created", static_cast<Poco::UInt64>(stats_.databasesCreated));
-    health->set("splits", static_cast<Poco::UInt64>(stats_.splits));
-    health->set("failovers", static_cast<Poco::UInt64>(stats_.failovers));
-    health->set("last_status", stats_.lastStatus);
-    health->set("last_error", stats_.lastError);
-    health->set("last_error_time", stats_.lastErrorTime);
-    health->set("current_url", stats_.currentUrl);
+    health->set("points_written", static_cast<Poco::UInt64>(stats.pointsWritten));
+    health->set("chunks_written", static_cast<Poco::UInt64>(stats.chunksWritten));
+    health->set("requests", static_cast<Poco::UInt64>(stats.requests));
+    health->set("partial_writes", static_cast<Poco::UInt64>(stats.partialWrites));
+    health->set("chunks_dropped", byReason(stats.chunksDropped));
+    health->set("points_dropped", byReason(stats.pointsDropped));
+    health->set("nonfinite_fields_dropped", static_cast<Poco::UInt64>(stats.nonFiniteFields));
+    health->set("unencodable_points", static_cast<Poco::UInt64>(stats.unencodablePoints));
+    health->set("databases_created", static_cast<Poco::UInt64>(stats.databasesCreated));
+    health->set("splits", static_cast<Poco::UInt64>(stats.splits));
+    health->set("failovers", static_cast<Poco::UInt64>(stats.failovers));
+    health->set("concurrency", settings_.concurrency);
+    health->set("connections_opened", static_cast<Poco::UInt64>(stats.connectionsOpened));
+    health->set("last_status", stats.lastStatus);
+    health->set("last_error", stats.lastError);
+    health->set("last_error_time", stats.lastErrorTime);
+    health->set("current_url", stats.currentUrl);
     return health;
 }
 

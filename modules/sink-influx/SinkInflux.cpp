@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
+#include <string>
 
 namespace {
 
@@ -37,6 +39,8 @@ const agent::ConfigSchema kSchema = {
     {"timeout", agent::ConfigType::Float, "5", "seconds allowed to connect, to send and to receive, each"},
     {"failback_after", agent::ConfigType::Float, "60", "seconds after a failover before the first URL is tried again"},
     {"gzip", agent::ConfigType::Boolean, "false", "compress request bodies (Content-Encoding: gzip)"},
+    {"concurrency", agent::ConfigType::Integer, std::to_string(agent::influx::kDefaultConcurrency),
+     "writes in flight at once, each on a keep-alive connection of its own (1..32)"},
 };
 
 Poco::Timespan seconds(double value) {
@@ -65,6 +69,10 @@ public:
         settings.timeout = seconds(std::clamp(timeout, 0.0, 1e6));
         settings.failbackAfter = seconds(std::clamp(failbackAfter, -1.0, 1e9));
         settings.gzip = config.getBool("gzip");
+        const std::int64_t concurrency = config.getInt("concurrency");
+        settings.concurrency = concurrency < 1 || concurrency > agent::influx::kMaxConcurrency
+                                   ? 0
+                                   : static_cast<unsigned>(concurrency);
 
         for (const agent::influx::SettingsProblem& problem : agent::influx::checkSettings(settings))
             errors.add(config, problem.key, problem.reason);
@@ -76,6 +84,7 @@ public:
         settings_ = std::move(settings);
         batching_.maxPoints = settings_.batchSize;
         batching_.maxDelay = seconds(flushInterval);
+        batching_.concurrency = settings_.concurrency;
     }
 
     agent::SinkBatching batching() const override { return batching_; }
@@ -83,17 +92,21 @@ public:
     void start(agent::Context& context) override {
         context_ = &context;
         writer_ = std::make_unique<InfluxWriter>(settings_, context.logger());
-        context.logger().information("writing to %s, database %s, batches of %z points",
+        context.logger().information("writing to %s, database %s, batches of %z points, %u in flight at most",
                                      Poco::cat(std::string(", "), settings_.urls.begin(), settings_.urls.end()),
-                                     settings_.databaseTemplate, settings_.batchSize);
+                                     settings_.databaseTemplate, settings_.batchSize, settings_.concurrency);
         context.setHealth(writer_->health());
     }
 
-    agent::WriteOutcome write(const agent::Batch& batch) override {
+    // Called from up to batching().concurrency threads at once: the writer is thread-safe, and
+    // each call hands the context a new health object (taken and handed over under healthMutex_,
+    // so that a write finishing later never puts back an older snapshot).
+    agent::WriteResult write(const agent::Batch& batch) override {
         if (!writer_) throw Poco::IllegalStateException("sink-influx: write() before start()");
-        const agent::WriteOutcome outcome = writer_->write(batch);
+        const agent::WriteResult result = writer_->write(batch);
+        std::lock_guard<std::mutex> lock(healthMutex_);
         context_->setHealth(writer_->health());
-        return outcome;
+        return result;
     }
 
     void stop() override {
@@ -107,6 +120,7 @@ private:
     agent::SinkBatching batching_;
     agent::Context* context_ = nullptr; // owned by the core, outlives the module's start..stop
     agent::influx::InfluxWriterPtr writer_;
+    std::mutex healthMutex_;
 };
 
 } // namespace

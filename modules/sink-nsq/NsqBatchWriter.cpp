@@ -3,6 +3,7 @@
 
 #include <Poco/JSON/Array.h>
 
+#include <algorithm>
 #include <numeric>
 #include <string_view>
 #include <unordered_map>
@@ -53,8 +54,8 @@ NsqBatchWriter::NsqBatchWriter(const NsqSinkSettings& settings, const std::strin
     : settings_(settings), logger_(logger), encoder_(settings.format, settings.database),
       producer_(producerOptions(settings, hostname), logger) {}
 
-WriteOutcome NsqBatchWriter::write(const Batch& batch) {
-    if (batch.empty()) return WriteOutcome::Done;
+WriteResult NsqBatchWriter::write(const Batch& batch) {
+    if (batch.empty()) return WriteResult(WriteOutcome::Done, 0, 0);
     std::string error;
     if (!producer_.beginBatch(error)) {
         logger_.debug("no NSQ server reachable for a batch of %z points: %s", batch.size(), error);
@@ -116,8 +117,14 @@ WriteOutcome NsqBatchWriter::write(const Batch& batch) {
             }
         }
     }
-    if (published == 0 && dropped > 0) return WriteOutcome::Drop;
-    return WriteOutcome::Done;
+    // Every point of the batch is either in a message nsqd acknowledged or dropped for good (refused
+    // by nsqd, or never sendable: bad topic, oversized, no field); the counts add up to the batch.
+    if (published + dropped != batch.size())
+        logger_.warning("internal: a batch of %z points counted %z published and %z dropped", batch.size(), published,
+                        dropped);
+    const std::size_t delivered = std::min(published, batch.size());
+    if (delivered == 0 && dropped > 0) return WriteResult(WriteOutcome::Drop, 0, batch.size());
+    return WriteResult(WriteOutcome::Done, delivered, batch.size() - delivered);
 }
 
 PublishResult NsqBatchWriter::publishRange(const std::string& topic, const EncodedMessages& encoded, std::size_t first,

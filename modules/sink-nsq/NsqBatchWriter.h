@@ -1,7 +1,9 @@
 // What sink-nsq's write() does, apart from the module's config and life cycle: splits a batch by
 // namespace (in the order the namespaces first appear), names each namespace's topic, encodes its
 // points as messages within the limits, publishes them with as few MPUBs as the body limit
-// allows, and sums it all up as one WriteOutcome. Keeps the counters the module's health shows.
+// allows, and sums it all up as one WriteResult with exact counts. Keeps the counters the
+// module's health shows. Not thread-safe: the module calls write() under its own lock, from one
+// writer thread (sink-nsq keeps SinkBatching::concurrency at 1: one producer connection).
 #pragma once
 
 #include "NsqBody.h"
@@ -49,11 +51,13 @@ class NsqBatchWriter {
 public:
     NsqBatchWriter(const NsqSinkSettings& settings, const std::string& hostname, Poco::Logger& logger);
 
-    // Done: every point that could be published was (anything dropped is counted and logged).
-    // Drop: nothing was published and some points were rejected as malformed.
+    // Done: every point that could be published was; delivered = the points in messages nsqd
+    //       acknowledged, rejected = the rest (messages nsqd refused for good, E_BAD_MESSAGE /
+    //       E_BAD_BODY / E_BAD_TOPIC, and points never sendable: bad topic, oversized, no field).
+    // Drop: nothing was published and some points were dropped (rejected = the whole batch).
     // Retry: a part of the batch reached no server; the parts published before it go again on
-    //        the retry (at least once: duplicates, never losses).
-    WriteOutcome write(const Batch& batch);
+    //        the retry (at least once: duplicates, never losses). Nothing is counted.
+    WriteResult write(const Batch& batch);
 
     // {"server", "messages_published", "points_published", "mpub_commands", "connects",
     //  "heartbeats_answered", "points_dropped": {...}, "errors": {code: n}, "last_error", ...}

@@ -122,6 +122,8 @@ public:
         batching_.maxDelay = Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(std::llround(batchDelay * 1e6)));
     }
 
+    // concurrency stays 1: one producer connection, MPUBs in order. write() takes writerMutex_,
+    // so it would also be safe (though serialised) if called from several threads.
     agent::SinkBatching batching() const override {
         std::lock_guard<std::mutex> lock(writerMutex_);
         return batching_;
@@ -140,12 +142,12 @@ public:
         context.setHealth(writer_->health());
     }
 
-    agent::WriteOutcome write(const agent::Batch& batch) override {
+    agent::WriteResult write(const agent::Batch& batch) override {
         std::lock_guard<std::mutex> lock(writerMutex_);
         if (!writer_) throw Poco::IllegalStateException("sink-nsq: write() before start()");
-        const agent::WriteOutcome outcome = writer_->write(batch);
+        const agent::WriteResult result = writer_->write(batch);
         context_->setHealth(writer_->health());
-        return outcome;
+        return result;
     }
 
     void stop() override {

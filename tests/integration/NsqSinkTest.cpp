@@ -1,5 +1,6 @@
 // sink-nsq in the real agent: `agent run` with the test source source-burst publishing through
-// sink-nsq to an NsqPeer (nsqd's protocol V2 on loopback), delivery after nsqd was down, and
+// sink-nsq to an NsqPeer (nsqd's protocol V2 on loopback), delivery after nsqd was down, a batch
+// nsqd refuses for good, and
 // `agent check` on configs that name sink-nsq, the Go agent's seed among them.
 #include "NsqPeer.h"
 #include "TestSupport.h"
@@ -151,6 +152,30 @@ TEST(NsqSink, PointsPublishedWhileNsqdIsDownAreDeliveredWhenItComesBack) {
     const Received received = receivedBy(peer);
     EXPECT_EQ(received.distinct.size(), 2000u);
     EXPECT_EQ(received.problems, std::vector<std::string>{});
+}
+
+TEST(NsqSink, BatchNsqdRefusesForGoodIsDroppedOnceAndTheOthersDelivered) {
+    NsqPeer peer;
+    peer.refuseMessagesContaining("\"seq\":\"2\""); // the third collection: one batch, one message
+    TempDir dir;
+    const std::string config = burstConfig(dir, peer, "retry_initial = 0.2\nretry_max = 1\n");
+    BackgroundProcess agent({kAgent, "run", "-f", config}, dir.path());
+    ASSERT_TRUE(eventually([&] { return receivedBy(peer).distinct.size() >= 1500; }, std::chrono::seconds(60)))
+        << receivedBy(peer).distinct.size() << " points\n"
+        << logOf(dir, agent);
+    std::this_thread::sleep_for(std::chrono::seconds(2)); // a retry of the refused batch would show by now
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(10)), 0) << logOf(dir, agent);
+
+    const Received received = receivedBy(peer);
+    EXPECT_EQ(received.distinct.size(), 1500u);
+    EXPECT_EQ(received.distinct.count({"2", 0}), 0u);
+    EXPECT_EQ(received.problems, std::vector<std::string>{});
+    EXPECT_EQ(peer.refusals(), 1u) << logOf(dir, agent); // dropped, not retried
+    ASSERT_EQ(peer.errorsSent().size(), 1u);
+    EXPECT_TRUE(contains(peer.errorsSent().front(), "E_BAD_MESSAGE"));
+    EXPECT_TRUE(contains(readFile(dir / "log/agent.log"), "500 points")) << logOf(dir, agent);
+    EXPECT_EQ(peer.internalError(), "");
 }
 
 TEST(NsqSink, CheckOfTheGoAgentsSeedPointingAtThePeerSaysSinkNsqIsOk) {

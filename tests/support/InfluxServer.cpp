@@ -121,8 +121,9 @@ bool InfluxServer::launch() {
     ++starts_;
     const std::string logDir = dir_ / ("log-" + std::to_string(starts_));
     Poco::File(logDir).createDirectories();
-    process_ = std::make_unique<BackgroundProcess>(
-        std::vector<std::string>{binary(), "-config", dir_ / "influxdb.conf"}, logDir, dir_.path());
+    std::vector<std::string> argv{binary(), "-config", dir_ / "influxdb.conf"};
+    if (!options_.cpus.empty()) argv.insert(argv.begin(), {"/usr/bin/taskset", "-c", options_.cpus});
+    process_ = std::make_unique<BackgroundProcess>(argv, logDir, dir_.path());
     const bool up = eventually([this] { return !process_->running() || pingAnswers(); }, kStartTimeout);
     if (up && process_->running()) return true;
     const std::string output = process_->err() + process_->out();
@@ -243,6 +244,14 @@ std::int64_t InfluxServer::count(const std::string& database, const std::string&
 
 void InfluxServer::execute(const std::string& influxql) const {
     queryObject("", influxql);
+}
+
+} // namespace agent::test
+
+namespace agent::test {
+
+void InfluxServer::signal(int signal) const {
+    if (process_) process_->signal(signal);
 }
 
 } // namespace agent::test

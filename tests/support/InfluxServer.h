@@ -21,6 +21,9 @@ public:
         // query() and execute() then log in as it.
         std::string adminUser;
         std::string adminPassword;
+        // When set, influxd runs on these CPUs only (taskset's list, e.g. "0" or "0-2"): a test that
+        // compares writers keeps their CPU apart from the database's, as on separate hosts.
+        std::string cpus;
     };
 
     // The influxd binary: $INFLUXD when set, else /usr/bin/influxd.
@@ -39,6 +42,8 @@ public:
     // SIGTERM, then SIGKILL when it has not exited within 15 s.
     void stop();
     bool running();
+    // Sends `signal` to influxd (SIGSTOP / SIGCONT: a database that stalls without closing).
+    void signal(int signal) const;
 
     std::uint16_t httpPort() const { return httpPort_; }
     std::string url() const; // http://127.0.0.1:<httpPort>

@@ -283,7 +283,17 @@ private:
         bool heartbeatFirst = false;
         {
             std::lock_guard<std::mutex> lock(peer_.mutex_);
-            failure = std::exchange(peer_.failNextPublish_, std::string());
+            // A message refused for good, as nsqd refuses an invalid one: the whole PUB / MPUB is
+            // refused with E_BAD_MESSAGE and nothing of it recorded.
+            if (!peer_.refusedMarker_.empty()) {
+                for (std::size_t i = 0; i < messages.size(); ++i) {
+                    if (messages[i].body.find(peer_.refusedMarker_) == std::string::npos) continue;
+                    ++peer_.messagesRefused_;
+                    failure = "E_BAD_MESSAGE " + name + " message(" + std::to_string(i) + ") is invalid";
+                    break;
+                }
+            }
+            if (failure.empty()) failure = std::exchange(peer_.failNextPublish_, std::string());
             if (failure.empty()) heartbeatFirst = std::exchange(peer_.heartbeatBeforeNextOk_, false);
         }
         if (!failure.empty()) return fatal(failure);
@@ -484,6 +494,16 @@ void NsqPeer::startListening() {
 void NsqPeer::heartbeatBeforeNextOk() {
     std::lock_guard<std::mutex> lock(mutex_);
     heartbeatBeforeNextOk_ = true;
+}
+
+void NsqPeer::refuseMessagesContaining(std::string marker) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    refusedMarker_ = std::move(marker);
+}
+
+std::size_t NsqPeer::refusals() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return messagesRefused_;
 }
 
 void NsqPeer::failNextPublish(std::string errorFrame) {

@@ -70,6 +70,13 @@ public:
     // The next PUB or MPUB is answered with this error frame ("E_MPUB_FAILED MPUB failed ...")
     // and its connection closed; nothing of it is recorded.
     void failNextPublish(std::string errorFrame);
+    // From now on, a PUB or MPUB holding a message whose body contains `marker` is refused for
+    // good the way nsqd refuses an invalid message: an "E_BAD_MESSAGE ..." error frame, the
+    // connection closed, nothing of it recorded (the other messages of an MPUB neither). An empty
+    // marker turns this off.
+    void refuseMessagesContaining(std::string marker);
+    // PUBs and MPUBs refused so far because of that marker.
+    std::size_t refusals() const;
     // Closes every client connection; returns once they are closed.
     void closeConnections();
     // Closes the listener and every connection (connects are refused); returns once done.
@@ -105,6 +112,8 @@ private:
     std::string internalError_;
     bool heartbeatBeforeNextOk_ = false;
     std::string failNextPublish_;
+    std::string refusedMarker_;
+    std::size_t messagesRefused_ = 0;
 
     std::thread acceptor_; // last: starts after everything above exists
 };

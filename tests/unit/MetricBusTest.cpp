@@ -13,6 +13,7 @@ using agent::Batch;
 using agent::MetricBus;
 using agent::SinkChannel;
 using agent::WriteOutcome;
+using agent::WriteResult;
 using agent::test::eventually;
 
 namespace {
@@ -26,7 +27,7 @@ public:
     }
     void configure(const agent::ModuleConfig&) override {}
 
-    WriteOutcome write(const Batch& batch) override {
+    WriteResult write(const Batch& batch) override {
         std::unique_lock<std::mutex> lock(mutex_);
         ++calls_;
         if (blocked_) unblocked_.wait(lock, [this] { return !blocked_; });

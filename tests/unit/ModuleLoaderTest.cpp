@@ -116,7 +116,7 @@ class PlainSink : public agent::Sink {
 public:
     const agent::ConfigSchema& configSchema() const override { return schema_; }
     void configure(const agent::ModuleConfig&) override {}
-    agent::WriteOutcome write(const agent::Batch&) override { return agent::WriteOutcome::Done; }
+    agent::WriteResult write(const agent::Batch&) override { return agent::WriteOutcome::Done; }
 
 private:
     agent::ConfigSchema schema_;

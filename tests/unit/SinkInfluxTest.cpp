@@ -8,18 +8,35 @@
 
 #include <Poco/Net/ServerSocket.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <limits>
 #include <map>
+#include <ostream>
 #include <thread>
+#include <vector>
 
 using agent::Batch;
 using agent::Metric;
 using agent::WriteOutcome;
+using agent::WriteResult;
 using agent::influx::InfluxWriter;
 using agent::influx::WriterSettings;
 using agent::test::InfluxServer;
+
+namespace agent {
+// The tests compare a write's result with its outcome, and gtest shows the counts on a failure.
+static bool operator==(const WriteResult& result, WriteOutcome outcome) {
+    return result.outcome == outcome;
+}
+static void PrintTo(const WriteResult& result, std::ostream* out) {
+    *out << toString(result.outcome) << " (delivered " << result.delivered << ", rejected " << result.rejected << ")";
+}
+} // namespace agent
 
 namespace {
 
@@ -256,7 +273,10 @@ TEST_F(SinkInflux, NamespaceGivingAnInvalidDatabaseNameIsDroppedAndCounted) {
     // The valid part of a mixed batch is still written.
     for (Metric& metric : points("valid_beside_invalid", "m", 2))
         batch.push_back(metric);
-    EXPECT_EQ(writer.write(batch), WriteOutcome::Drop);
+    const WriteResult result = writer.write(batch);
+    EXPECT_EQ(result, WriteOutcome::Done);
+    EXPECT_EQ(result.delivered, 2u);
+    EXPECT_EQ(result.rejected, 4u);
     EXPECT_EQ(server().count("valid_beside_invalid", "SELECT count(n) FROM m"), 2);
 }
 
@@ -272,6 +292,210 @@ TEST_F(SinkInflux, RejectedChunkIsDroppedWithTheServersMessageInTheLastError) {
     EXPECT_EQ(writer.stats().pointsDropped.at(agent::influx::kDropBadRequest), 1u);
     EXPECT_EQ(writer.stats().chunksDropped.at(agent::influx::kDropBadRequest), 1u);
     EXPECT_EQ(writer.health()->getObject("chunks_dropped")->getValue<std::uint64_t>("bad_request"), 1u);
+}
+
+// The points of measurement "m" in `database`, as InfluxDB holds them.
+std::int64_t countIn(const InfluxServer& server, const std::string& database) {
+    return server.count(database, R"(SELECT count("n") FROM "m")");
+}
+
+// A batch of `count` points of measurement "m"; those whose number is in [textFrom, textTo) carry
+// a string "n", which InfluxDB refuses once "n" is an integer field.
+Batch withTextPoints(const std::string& ns, std::int64_t count, std::int64_t textFrom, std::int64_t textTo) {
+    Batch batch = points(ns, "m", count);
+    for (std::int64_t n = textFrom; n < textTo; ++n)
+        batch[static_cast<std::size_t>(n)].fields = {{"n", std::string("text")}};
+    return batch;
+}
+
+TEST_F(SinkInflux, PartialWriteCountsThePointsInfluxDbKeptAsDeliveredAndTheOthersAsRejected) {
+    WriterSettings settings = settingsFor({server().url()});
+    settings.batchSize = 10;
+    InfluxWriter writer(settings, testLogger());
+    ASSERT_EQ(writer.write({point("partial", "m", 1000)}), WriteOutcome::Done) << writer.stats().lastError;
+
+    // One point of the second chunk conflicts; InfluxDB keeps the chunk's 9 others (same shard).
+    const WriteResult result = writer.write(withTextPoints("partial", 30, 15, 16));
+    EXPECT_EQ(result, WriteOutcome::Done);
+    EXPECT_EQ(result.delivered, 29u);
+    EXPECT_EQ(result.rejected, 1u);
+    EXPECT_EQ(countIn(server(), "partial"), 1 + 29);
+    EXPECT_EQ(server().rows("partial", "SELECT * FROM m WHERE \"n\"::tag = '15'")->size(), 0u);
+    EXPECT_EQ(writer.stats().partialWrites, 1u);
+    EXPECT_EQ(writer.stats().pointsDropped.at(agent::influx::kDropBadRequest), 1u);
+    EXPECT_EQ(writer.stats().chunksDropped.count(agent::influx::kDropBadRequest), 0u); // no whole chunk lost
+    EXPECT_EQ(writer.stats().pointsWritten, 1u + 29u);
+    EXPECT_NE(writer.stats().lastError.find("dropped=1"), std::string::npos) << writer.stats().lastError;
+    EXPECT_EQ(writer.health()->getValue<std::uint64_t>("partial_writes"), 1u);
+}
+
+TEST_F(SinkInflux, ChunkInfluxDbRefusesWhollyIsRejectedAndTheOtherChunksDelivered) {
+    WriterSettings settings = settingsFor({server().url()});
+    settings.batchSize = 10;
+    InfluxWriter writer(settings, testLogger());
+    ASSERT_EQ(writer.write({point("one_chunk_refused", "m", 1000)}), WriteOutcome::Done) << writer.stats().lastError;
+
+    const WriteResult result = writer.write(withTextPoints("one_chunk_refused", 30, 10, 20)); // all of chunk 2
+    EXPECT_EQ(result, WriteOutcome::Done);
+    EXPECT_EQ(result.delivered, 20u);
+    EXPECT_EQ(result.rejected, 10u);
+    EXPECT_EQ(countIn(server(), "one_chunk_refused"), 1 + 20);
+    EXPECT_EQ(writer.stats().chunksDropped.at(agent::influx::kDropBadRequest), 1u);
+    EXPECT_EQ(writer.stats().pointsDropped.at(agent::influx::kDropBadRequest), 10u);
+    EXPECT_EQ(writer.stats().partialWrites, 0u);
+
+    // Every chunk refused: drop, the whole batch rejected.
+    const WriteResult all = writer.write(withTextPoints("one_chunk_refused", 20, 0, 20));
+    EXPECT_EQ(all, WriteOutcome::Drop);
+    EXPECT_EQ(all.delivered, 0u);
+    EXPECT_EQ(all.rejected, 20u);
+    EXPECT_EQ(writer.stats().chunksDropped.at(agent::influx::kDropBadRequest), 3u);
+}
+
+TEST_F(SinkInflux, UnparsableLineBesideGoodOnesCountsOnlyItselfRejected) {
+    InfluxWriter writer(settingsFor({server().url()}), testLogger());
+    Batch batch = points("unparsable", "m", 5);
+    batch[2].setTag("path", "C:\\"); // a tag value ending in a backslash: line protocol cannot carry it
+    const WriteResult result = writer.write(batch);
+    EXPECT_EQ(result, WriteOutcome::Done) << writer.stats().lastError;
+    EXPECT_EQ(result.delivered, 4u) << writer.stats().lastError;
+    EXPECT_EQ(result.rejected, 1u);
+    EXPECT_EQ(countIn(server(), "unparsable"), 4);
+}
+
+TEST(SinkInfluxPartialWrite, RefusedPointsAreReadFromInfluxDbsAnswer) {
+    using agent::influx::refusedPointsOf;
+    EXPECT_EQ(refusedPointsOf("partial write: field type conflict: input field \"n\" on measurement \"m\" is type "
+                              "string, already exists as type integer dropped=3",
+                              10),
+              3u);
+    EXPECT_EQ(refusedPointsOf("partial write: points beyond retention policy dropped=12", 10), 10u); // at most all
+    EXPECT_EQ(refusedPointsOf("partial write: unable to parse 'a b': invalid field format\nunable to parse 'c d': "
+                              "invalid field format dropped=0",
+                              10),
+              2u);
+    EXPECT_EQ(refusedPointsOf("unable to parse 'a b': invalid field format", 10), 0u); // not partial: all of it
+    EXPECT_EQ(refusedPointsOf("partial write: something new", 10), 0u);
+}
+
+TEST_F(SinkInflux, ConcurrentWritesFromFourThreadsDeliverEveryPointOverAtMostFourConnections) {
+    WriterSettings settings = settingsFor({server().url()});
+    settings.concurrency = 4;
+    InfluxWriter writer(settings, testLogger());
+    constexpr int kThreads = 4;
+    constexpr int kBatches = 50;
+    constexpr int kPoints = 100;
+    std::atomic<int> done{0};
+    std::atomic<std::size_t> delivered{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int b = 0; b < kBatches; ++b) {
+                Batch batch;
+                for (int p = 0; p < kPoints; ++p)
+                    batch.push_back(point("concurrent", "m", (t * kBatches + b) * kPoints + p));
+                const WriteResult result = writer.write(batch);
+                if (result.outcome == WriteOutcome::Done && result.rejected == 0) ++done;
+                delivered += result.delivered;
+            }
+        });
+    }
+    for (std::thread& thread : threads)
+        thread.join();
+    EXPECT_EQ(done.load(), kThreads * kBatches) << writer.stats().lastError;
+    EXPECT_EQ(delivered.load(), std::size_t{kThreads * kBatches * kPoints});
+    EXPECT_EQ(countIn(server(), "concurrent"), kThreads * kBatches * kPoints);
+    const agent::influx::WriterStats stats = writer.stats();
+    EXPECT_EQ(stats.pointsWritten, std::uint64_t{kThreads * kBatches * kPoints});
+    EXPECT_GE(stats.connectionsOpened, 1u);
+    EXPECT_LE(stats.connectionsOpened, 4u);
+    EXPECT_EQ(writer.health()->getValue<std::uint64_t>("connections_opened"), stats.connectionsOpened);
+    EXPECT_EQ(writer.health()->getValue<unsigned>("concurrency"), 4u);
+}
+
+TEST_F(SinkInflux, MoreCallersThanConcurrencyShareItsConnectionsAndSequentialWritesReuseOne) {
+    WriterSettings settings = settingsFor({server().url()});
+    settings.concurrency = 2;
+    InfluxWriter writer(settings, testLogger());
+    for (int i = 0; i < 20; ++i)
+        ASSERT_EQ(writer.write(points("shared_pool", "m", 10)), WriteOutcome::Done) << writer.stats().lastError;
+    EXPECT_EQ(writer.stats().connectionsOpened, 1u); // one write at a time: one keep-alive connection
+
+    std::vector<std::thread> threads;
+    std::atomic<int> done{0};
+    for (int t = 0; t < 6; ++t) {
+        threads.emplace_back([&] {
+            for (int b = 0; b < 10; ++b)
+                if (writer.write(points("shared_pool", "m", 10)) == WriteOutcome::Done) ++done;
+        });
+    }
+    for (std::thread& thread : threads)
+        thread.join();
+    EXPECT_EQ(done.load(), 60);
+    EXPECT_LE(writer.stats().connectionsOpened, 2u);
+}
+
+// The measurement behind the default of `concurrency` (README): the same points, in batches of
+// BENCH_BATCH points (5000), written by 1, 2, 4 and 8 threads through a writer with that
+// concurrency, each run into a database of its own (created beforehand); BENCH_ROUNDS (3) rounds
+// of the four, interleaved. Prints points/s; asserts only that everything arrived. Run it by hand:
+// unit_tests --gtest_also_run_disabled_tests --gtest_filter='*ThroughputByConcurrency'
+// (BENCH_POINTS sets the points per run, 400000 by default).
+TEST_F(SinkInflux, DISABLED_ThroughputByConcurrency) {
+    auto fromEnv = [](const char* name, int fallback) {
+        const char* value = std::getenv(name);
+        return value != nullptr ? std::atoi(value) : fallback;
+    };
+    const int total = fromEnv("BENCH_POINTS", 400'000);
+    const int kBatch = fromEnv("BENCH_BATCH", 5000);
+    const int rounds = fromEnv("BENCH_ROUNDS", 3);
+    std::vector<Batch> batches;
+    for (int first = 0; first < total; first += kBatch) {
+        Batch batch;
+        for (int i = first; i < std::min(total, first + kBatch); ++i) {
+            Metric metric;
+            metric.ns = "throughput";
+            metric.name = "net";
+            metric.setTag("host", "bench-host");
+            metric.setTag("interface", "eth" + std::to_string(i % 100));
+            metric.addField("bytes", static_cast<std::int64_t>(i));
+            metric.addField("rate", 0.5 * i);
+            metric.timestamp = kTime + i / 100;
+            batch.push_back(std::move(metric));
+        }
+        batches.push_back(std::move(batch));
+    }
+    for (int round = 0; round < rounds; ++round)
+    for (const unsigned concurrency : {1u, 2u, 4u, 8u}) {
+        const std::string database =
+            "throughput_" + std::to_string(kBatch) + "_" + std::to_string(round) + "_" + std::to_string(concurrency);
+        WriterSettings settings = settingsFor({server().url()});
+        settings.concurrency = concurrency;
+        settings.batchSize = static_cast<std::size_t>(kBatch);
+        settings.databaseTemplate = database;
+        settings.createDatabase = false;
+        server().execute("CREATE DATABASE \"" + database + "\"");
+        InfluxWriter writer(settings, testLogger());
+        std::atomic<std::size_t> next{0};
+        std::atomic<int> failed{0};
+        const auto start = std::chrono::steady_clock::now();
+        std::vector<std::thread> threads;
+        for (unsigned t = 0; t < concurrency; ++t) {
+            threads.emplace_back([&] {
+                for (std::size_t b = next++; b < batches.size(); b = next++)
+                    if (writer.write(batches[b]) != WriteOutcome::Done) ++failed;
+            });
+        }
+        for (std::thread& thread : threads)
+            thread.join();
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        EXPECT_EQ(failed.load(), 0) << writer.stats().lastError;
+        std::printf("round %d, batches of %d, concurrency %u: %d points in %.3f s = %.0f points/s (%llu connections)\n",
+                    round, kBatch, concurrency, total, seconds, total / seconds,
+                    static_cast<unsigned long long>(writer.stats().connectionsOpened));
+        std::fflush(stdout);
+        EXPECT_EQ(server().count(database, "SELECT count(bytes) FROM net"), total);
+    }
 }
 
 TEST_F(SinkInflux, BatchIsPostedInChunksOfBatchSize) {
@@ -405,7 +629,10 @@ TEST(SinkInfluxBodyLimit, SinglePointAboveTheLimitIsDroppedAndTheRestWritten) {
     InfluxWriter writer(settingsFor({server.url()}), testLogger());
     Batch batch = points("oversized", "m", 20);
     batch[7].addField("text", std::string(3000, 'x'));
-    EXPECT_EQ(writer.write(batch), WriteOutcome::Drop);
+    const WriteResult result = writer.write(batch);
+    EXPECT_EQ(result, WriteOutcome::Done);
+    EXPECT_EQ(result.delivered, 19u);
+    EXPECT_EQ(result.rejected, 1u);
     EXPECT_EQ(writer.stats().pointsDropped.at(agent::influx::kDropTooLarge), 1u);
     EXPECT_NE(writer.stats().lastError.find("HTTP 413"), std::string::npos) << writer.stats().lastError;
     EXPECT_EQ(server.count("oversized", "SELECT count(n) FROM m"), 19);
@@ -450,6 +677,7 @@ TEST(SinkInfluxSettings, EveryBadSettingIsReportedWithItsKey) {
     settings.password = "secret";
     settings.batchSize = 0;
     settings.timeout = 0;
+    settings.concurrency = 33;
     std::map<std::string, int> keys;
     for (const auto& problem : agent::influx::checkSettings(settings))
         ++keys[problem.key];
@@ -459,6 +687,10 @@ TEST(SinkInfluxSettings, EveryBadSettingIsReportedWithItsKey) {
     EXPECT_EQ(keys["password"], 1);
     EXPECT_EQ(keys["batch_size"], 1);
     EXPECT_EQ(keys["timeout"], 1);
+    EXPECT_EQ(keys["concurrency"], 1);
+    settings = WriterSettings{};
+    settings.concurrency = 0;
+    EXPECT_EQ(agent::influx::checkSettings(settings).size(), 1u);
     EXPECT_TRUE(agent::influx::checkSettings(WriterSettings{}).empty());
 }
 

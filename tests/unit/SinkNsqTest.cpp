@@ -22,7 +22,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <limits>
+#include <ostream>
 #include <set>
 #include <string>
 #include <thread>
@@ -31,12 +33,23 @@
 using agent::Batch;
 using agent::Metric;
 using agent::WriteOutcome;
+using agent::WriteResult;
 using agent::nsq::BodyFormat;
 using agent::nsq::EncodedMessages;
 using agent::nsq::NsqBatchWriter;
 using agent::nsq::NsqBodyEncoder;
 using agent::nsq::NsqSinkSettings;
 using agent::test::NsqPeer;
+
+namespace agent {
+// The tests compare a write's result with its outcome, and gtest shows the counts on a failure.
+static bool operator==(const WriteResult& result, WriteOutcome outcome) {
+    return result.outcome == outcome;
+}
+static void PrintTo(const WriteResult& result, std::ostream* out) {
+    *out << toString(result.outcome) << " (delivered " << result.delivered << ", rejected " << result.rejected << ")";
+}
+} // namespace agent
 
 namespace {
 
@@ -582,4 +595,102 @@ TEST_F(SinkNsqWriter, LineFormatPublishesLineProtocolOnTheTemplatedTopic) {
     ASSERT_EQ(messages.size(), 1u);
     EXPECT_EQ(messages[0].topic, "metrics-web#ephemeral");
     EXPECT_EQ(messages[0].body, expected);
+}
+
+// --- exact counts --------------------------------------------------------------------------------
+
+namespace {
+
+// A batch of `count` points in which those numbered in `marked` carry a tag nsqd (the peer) will
+// refuse, several points to a message.
+Batch markedPoints(std::int64_t count, const std::set<std::int64_t>& marked) {
+    Batch batch = points("ns1", 0, count); // point i has n = i
+    for (const std::int64_t n : marked)
+        batch[static_cast<std::size_t>(n)].setTag("mark", "REFUSE-ME");
+    return batch;
+}
+
+NsqSinkSettings smallMessages(const NsqPeer& peer) {
+    NsqSinkSettings settings = settingsFor({peer.address()});
+    settings.maxMessageBytes = 1024; // a few points a message
+    return settings;
+}
+
+} // namespace
+
+TEST_F(SinkNsqWriter, MessagesTheServerRefusesAreCountedRejectedAndTheAcknowledgedOnesDelivered) {
+    NsqPeer peer;
+    const PeerCheck peerCheck(peer);
+    peer.refuseMessagesContaining("REFUSE-ME");
+    NsqBatchWriter writer(smallMessages(peer), "test-host", testLogger());
+    const WriteResult result = writer.write(markedPoints(200, {50, 51, 130}));
+    EXPECT_EQ(result, WriteOutcome::Done) << describe(writer);
+
+    const std::vector<std::int64_t> published = pointNumbers(bodiesOf(peer.messages()));
+    EXPECT_EQ(result.delivered, published.size());
+    EXPECT_EQ(result.delivered + result.rejected, 200u);
+    EXPECT_GE(result.rejected, 3u);  // the marked points' messages, and those only
+    EXPECT_LT(result.rejected, 40u); // a message holds a handful of points
+    const std::set<std::int64_t> unique(published.begin(), published.end());
+    EXPECT_EQ(unique.size(), published.size()); // nothing twice
+    for (std::int64_t marked : {50, 51, 130})
+        EXPECT_EQ(unique.count(marked), 0u) << marked;
+    // What is missing is exactly the messages holding a marked point: runs around 50-51 and 130.
+    for (std::int64_t n = 0; n < 200; ++n) {
+        if (unique.count(n) == 0) EXPECT_TRUE(std::abs(n - 50) < 20 || std::abs(n - 130) < 20) << n;
+    }
+    EXPECT_GE(peer.refusals(), 2u);
+    const Poco::JSON::Object::Ptr health = writer.health();
+    EXPECT_EQ(health->getValue<std::uint64_t>("points_published"), result.delivered);
+    EXPECT_EQ(health->getObject("points_dropped")->getValue<std::uint64_t>("rejected"), result.rejected);
+    EXPECT_GE(errorCount(writer, "E_BAD_MESSAGE"), 2u);
+
+    // The next batch, with nothing refused, goes out whole on a new connection.
+    peer.refuseMessagesContaining("");
+    const WriteResult next = writer.write(points("ns1", 1000, 10));
+    EXPECT_EQ(next, WriteOutcome::Done);
+    EXPECT_EQ(next.delivered, 10u);
+    EXPECT_EQ(next.rejected, 0u);
+}
+
+TEST_F(SinkNsqWriter, BatchWhoseEveryMessageIsRefusedIsADropOfTheWholeBatch) {
+    NsqPeer peer;
+    const PeerCheck peerCheck(peer);
+    peer.refuseMessagesContaining("REFUSE-ME");
+    NsqBatchWriter writer(smallMessages(peer), "test-host", testLogger());
+    std::set<std::int64_t> all;
+    for (std::int64_t n = 0; n < 30; ++n)
+        all.insert(n);
+    const WriteResult result = writer.write(markedPoints(30, all));
+    EXPECT_EQ(result, WriteOutcome::Drop) << describe(writer);
+    EXPECT_EQ(result.delivered, 0u);
+    EXPECT_EQ(result.rejected, 30u);
+    EXPECT_EQ(peer.messageCount(), 0u);
+}
+
+TEST_F(SinkNsqWriter, PointsThatCannotBeSentAreCountedRejectedBesideTheDeliveredOnes) {
+    NsqPeer peer;
+    const PeerCheck peerCheck(peer);
+    NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
+    Batch batch = points("ns1", 0, 5);
+    for (Metric& metric : points("bad ns", 5, 2)) // no valid topic
+        batch.push_back(metric);
+    Metric nan = point("ns1", 7);
+    nan.fields = {{"value", std::numeric_limits<double>::quiet_NaN()}}; // no field left
+    batch.push_back(nan);
+    const WriteResult result = writer.write(batch);
+    EXPECT_EQ(result, WriteOutcome::Done) << describe(writer);
+    EXPECT_EQ(result.delivered, 5u);
+    EXPECT_EQ(result.rejected, 3u);
+}
+
+TEST_F(SinkNsqWriter, ServerDownIsARetryThatCountsNothing) {
+    NsqPeer peer;
+    const PeerCheck peerCheck(peer);
+    NsqBatchWriter writer(settingsFor({peer.address()}), "test-host", testLogger());
+    peer.stopListening();
+    const WriteResult result = writer.write(points("ns1", 0, 5));
+    EXPECT_EQ(result, WriteOutcome::Retry);
+    EXPECT_EQ(result.delivered, 0u);
+    EXPECT_EQ(result.rejected, 0u);
 }

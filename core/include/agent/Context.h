@@ -3,7 +3,8 @@
 //
 // ABI 5 added Context::moduleHealth(), so that a reporter (reporter-argus) can send the health of
 // every module to a master without going through the HTTP API. ABI 6 gave every module its own
-// executor (Context::scheduler(), Scheduler::post) and Module::describe().
+// executor (Context::scheduler(), Scheduler::post) and Module::describe(). ABI 7 (Module.h): Sink::write
+// returns a WriteResult with delivered and rejected counts; SinkBatching::concurrency.
 #pragma once
 
 #include <agent/Metric.h>

@@ -81,26 +81,50 @@ public:
 
 // What a sink's write reports. The core, not the sink, owns retries and backoff.
 enum class WriteOutcome {
-    Done,  // delivered
-    Retry, // not delivered, try again later (peer down, 5xx, timeout)
+    Done,  // delivered (all of it, or all but `rejected` points the peer refused for good)
+    Retry, // not delivered, try again later (peer down, 5xx, timeout): the whole batch is retried
     Drop,  // the peer rejected the data as malformed; retrying would not help
 };
 
 const char* toString(WriteOutcome outcome);
 
+// A write's outcome with its counts, as Telegraf's PartialWriteError: the core's counters
+// (`/metrics`, `/me/status`) add `delivered` to points out and `rejected` to points dropped.
+// - Done: delivered + rejected == the batch's size; rejected > 0 is a partial write (a chunk with a
+//   field type conflict). Returning plain WriteOutcome::Done means every point was delivered.
+// - Drop: every point was rejected (rejected is taken as the batch's size).
+// - Retry: nothing is counted; the whole batch is written again later (at least once: a peer may
+//   see points again that an earlier, partly failed try delivered).
+struct WriteResult {
+    WriteOutcome outcome = WriteOutcome::Retry;
+    std::size_t delivered = 0;
+    std::size_t rejected = 0;
+
+    WriteResult() = default;
+    WriteResult(WriteOutcome o) : outcome(o) {} // NOLINT: a plain outcome converts implicitly
+    WriteResult(WriteOutcome o, std::size_t deliveredPoints, std::size_t rejectedPoints)
+        : outcome(o), delivered(deliveredPoints), rejected(rejectedPoints) {}
+};
+
 // How a sink likes its batches. The core merges queued batches (in order) up to maxPoints before
-// calling write(), and waits up to maxDelay for more points when it has fewer than that.
+// calling write(), and waits up to maxDelay for more points when fewer than that are unread
+// (never while a backlog, in memory or only on disk, holds a full batch).
 struct SinkBatching {
     std::size_t maxPoints = 0;       // 0 = write each published batch as it is
     Poco::Timespan maxDelay = 0;     // 0 = write as soon as anything is queued
+    // Writes in flight at once. Above 1, the core calls write() from that many threads at once
+    // with consecutive batches, and moves the spool's cursor past a batch only once it and every
+    // earlier batch are delivered: a crash at any moment loses nothing acknowledged.
+    unsigned concurrency = 1;
 };
 
-// Delivers metrics. write() is called from the sink's own writer thread, one batch at a time; the
-// batch may mix namespaces. Answer Done only when the peer has the data.
+// Delivers metrics. write() is called from the sink's own writer thread(s): one batch at a time, or
+// up to SinkBatching::concurrency batches at once from as many threads; the batch may mix
+// namespaces. Answer Done only when the peer has the data.
 class Sink : public Module {
 public:
     ModuleDescription describe() const override { return {static_cast<Roles>(Role::Sink), {}, 1}; }
-    virtual WriteOutcome write(const Batch& batch) = 0;
+    virtual WriteResult write(const Batch& batch) = 0;
     // Read once, after configure().
     virtual SinkBatching batching() const { return {}; }
 };
