@@ -97,16 +97,23 @@ bool RegistryPoller::pollOnce(std::string& error) {
 void RegistryPoller::apply(RegistryAnswer answer, const char* source) {
     std::vector<std::string> namespaces;
     for (const auto& [ns, id] : answer.namespaces) namespaces.push_back(ns);
+    std::lock_guard<std::mutex> serial(applyMutex_); // the poll and /update may apply at once
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (answer == answer_ && generation_ > 0) return;
-        answer_ = std::move(answer);
-        ++generation_;
     }
     std::string list;
     for (const std::string& ns : namespaces) list += (list.empty() ? "" : ", ") + ns;
-    logger_.information("registry (%s): namespaces %s", std::string(source), list.empty() ? std::string("(none)") : list);
+    // The namespaces first, the generation last: a module that sees the new generation must find
+    // the new namespaces and entries with it (source-host records the generation it applied and
+    // would otherwise keep the intervals of the old namespaces for good).
     identity_.setNamespaces(std::move(namespaces));
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        answer_ = std::move(answer);
+        ++generation_;
+    }
+    logger_.information("registry (%s): namespaces %s", std::string(source), list.empty() ? std::string("(none)") : list);
 }
 
 std::vector<Registry::Entry> RegistryPoller::entries(const std::string& ns) const {

@@ -71,6 +71,7 @@ private:
     Poco::Logger& logger_;
     const RegistryClient client_;
 
+    std::mutex applyMutex_; // serialises apply(): namespaces, answer and generation change together
     mutable std::mutex mutex_; // guards the fields down to lastError_
     RegistryAnswer answer_;
     std::uint64_t generation_ = 0;
