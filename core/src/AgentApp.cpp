@@ -166,8 +166,9 @@ std::string joinLines(const std::vector<std::string>& lines) {
     return text;
 }
 
-// Problems of the whole: sections no module claims, and an agent with nowhere to send data (no
-// loaded module has the Sink role).
+// Problems of the whole: sections no module claims, and an agent with sources but nowhere to send
+// their data (no loaded module has the Sink role). An agent without sources needs no sink: one that
+// only reports to an Argus master, or only serves the API (whose /post then answers 503).
 std::vector<std::string> wiringProblems(const AgentConfig& config, const std::string& path, const ModuleHost& host) {
     std::vector<std::string> problems;
     const AgentSettings& settings = config.settings();
@@ -175,8 +176,13 @@ std::vector<std::string> wiringProblems(const AgentConfig& config, const std::st
         problems.push_back(config.toml()->locate(section) + ": [" + section + "]: no module named \"" + section +
                            "\" is loaded" + (settings.modulesDerived ? "" : " (add it to [modules] load)"));
     }
-    if (host.sinkCount() == 0)
-        problems.push_back(path + ": no sink is loaded: set [output] name (nsq, influx or file) or load a sink- module");
+    const std::vector<std::string> sources = host.modulesWith(agent::Role::Source);
+    if (host.sinkCount() == 0 && !sources.empty()) {
+        std::string names;
+        for (const std::string& name : sources) names += (names.empty() ? "" : ", ") + name;
+        problems.push_back(path + ": no sink is loaded, but " + names + (sources.size() == 1 ? " publishes" : " publish") +
+                           " metrics: set [output] name (nsq, influx or file) or load a sink- module");
+    }
     return problems;
 }
 

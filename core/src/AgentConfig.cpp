@@ -92,6 +92,8 @@ const ConfigSchema& AgentConfig::agentSchema() {
         {"registry_interval", ConfigType::Integer, "600", "seconds between registry polls (plus a random splay)"},
         {"stop_timeout", ConfigType::Float, "10",
          "seconds the whole stop may take (modules, their tasks, the sinks' drain), 1 to 300; tasks still running then are abandoned"},
+        {"tidy_tags", ConfigType::Boolean, "true",
+         "trim every tag value and turn its inner spaces into '-', as the Go agent did (\" web server 1 \" is \"web-server-1\")"},
     };
     return schema;
 }
@@ -228,6 +230,7 @@ void AgentConfig::readSettings(const std::string& defaultModuleDir) {
     s.stopTimeoutSeconds = agent.getDouble("stop_timeout");
     if (!(s.stopTimeoutSeconds >= 1 && s.stopTimeoutSeconds <= 300))
         errors.add(agent, "stop_timeout", "must be between 1 and 300 seconds");
+    s.tidyTags = agent.getBool("tidy_tags");
     s.pidFile = agent.getString("pidfile").empty() ? s.stateDir + "/agent.pid" : agent.getPath("pidfile");
     if (s.stateDir.empty()) errors.add(agent, "statedir", "must not be empty");
     if (s.pluginsUser == "root" || s.pluginsUser == "0") errors.add(agent, "pluginsuser", "plugins never run as root");

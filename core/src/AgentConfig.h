@@ -26,6 +26,7 @@ struct AgentSettings {
     std::string pidFile;
     std::int64_t registryIntervalSeconds = 600;
     double stopTimeoutSeconds = 10; // the whole stop: modules, their executors, the sinks' drain
+    bool tidyTags = true;           // tag values trimmed, inner spaces -> '-' (the Go agent's rule)
     // [output]
     std::vector<std::string> outputNames;
     std::vector<std::string> servers;

@@ -426,10 +426,14 @@ PublishResult MetricBus::publish(Batch&& batch, OverflowPolicy policy) {
     PublishResult result;
     if (batch.empty()) return result;
     const std::int64_t now = wallSeconds();
-    for (Metric& metric : batch) normalizeForSink(metric, hostname_, now);
+    for (Metric& metric : batch) {
+        normalizeForSink(metric, hostname_, now);
+        if (options_.tidyTags) tidyTagValues(metric);
+    }
     if (!accepting_ || sinks_.empty()) {
         result.dropped = batch.size();
         result.rejected = policy == OverflowPolicy::RejectWhenFull;
+        result.noSink = sinks_.empty();
         return result;
     }
     // Encoded once for every sink, into this thread's buffer (the spools copy it); the record's

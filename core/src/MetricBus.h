@@ -138,6 +138,7 @@ using SinkChannelPtr = std::unique_ptr<SinkChannel>;
 
 struct MetricBusOptions {
     double fsyncIntervalSeconds = 1; // for Spool::Fsync::Interval
+    bool tidyTags = true;            // [agent] tidy_tags: agent::tidyTagValues on every point
 };
 
 class MetricBus : public Bus {

@@ -139,7 +139,8 @@ ModuleHost::ModuleHost(const AgentConfig& config, HostIdentity identity, Poco::L
                 identity_, Poco::Logger::get("registry")),
       loader_(config.settings().moduleDir),
       bus_(std::make_unique<MetricBus>(identity_.get().hostname, Poco::Logger::get("bus"),
-                                       MetricBus::Options{config.settings().spoolFsyncIntervalSeconds})) {}
+                                       MetricBus::Options{config.settings().spoolFsyncIntervalSeconds,
+                                                          config.settings().tidyTags})) {}
 
 ModuleHost::~ModuleHost() {
     stop();
@@ -207,10 +208,14 @@ std::vector<Roles> ModuleHost::roles() const {
     return result;
 }
 
-std::size_t ModuleHost::sinkCount() const {
-    std::size_t count = 0;
-    for (const Slot& slot : slots_) count += slot.module.has(Role::Sink) ? 1 : 0;
-    return count;
+std::size_t ModuleHost::sinkCount() const { return modulesWith(Role::Sink).size(); }
+
+std::vector<std::string> ModuleHost::modulesWith(Role role) const {
+    std::vector<std::string> names;
+    for (const Slot& slot : slots_) {
+        if (slot.module.has(role)) names.push_back(slot.module.name);
+    }
+    return names;
 }
 
 void ModuleHost::startModule(Slot& slot, Bus& bus) {
@@ -367,7 +372,10 @@ Batch ModuleHost::collectOnce() {
     stop();
     Batch batch = collecting.take();
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-    for (Metric& metric : batch) normalizeForSink(metric, identity_.get().hostname, now);
+    for (Metric& metric : batch) {
+        normalizeForSink(metric, identity_.get().hostname, now);
+        if (config_.settings().tidyTags) tidyTagValues(metric);
+    }
     return batch;
 }
 

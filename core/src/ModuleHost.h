@@ -49,6 +49,8 @@ public:
 
     // Loaded modules with the Sink role.
     std::size_t sinkCount() const;
+    // The loaded modules that declare `role`, in load order.
+    std::vector<std::string> modulesWith(Role role) const;
     // Starts sinks' writers, every module and its executor, the source schedules (startOrder()).
     // Throws if a module's start fails.
     void start();

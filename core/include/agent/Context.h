@@ -4,7 +4,9 @@
 // ABI 5 added Context::moduleHealth(), so that a reporter (reporter-argus) can send the health of
 // every module to a master without going through the HTTP API. ABI 6 gave every module its own
 // executor (Context::scheduler(), Scheduler::post) and Module::describe(). ABI 7 (Module.h): Sink::write
-// returns a WriteResult with delivered and rejected counts; SinkBatching::concurrency.
+// returns a WriteResult with delivered and rejected counts; SinkBatching::concurrency. ABI 8:
+// PublishResult::noSink (an agent without sinks refuses what is posted to it), and in Metric.h
+// tidyTagValues() and parseDecimalNumber(), the Go agent's rules for what its clients send.
 #pragma once
 
 #include <agent/Metric.h>
@@ -32,6 +34,8 @@ struct PublishResult {
     std::size_t accepted = 0; // points now in every sink's spool: acknowledged
     std::size_t dropped = 0;  // older points some sink dropped to make room (counted there)
     bool rejected = false;    // RejectWhenFull and a spool was full: nothing was taken
+    bool noSink = false;      // no sink is loaded (an agent that only reports or serves): nothing
+                              // was taken, and retrying will not help
 };
 
 class Bus {

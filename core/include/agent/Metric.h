@@ -55,6 +55,16 @@ inline constexpr std::int64_t kMaxTimestamp = 10'000'000'000;
 // hostname unless the metric has one) and a timestamp in seconds.
 void normalizeForSink(Metric& metric, const std::string& hostname, std::int64_t now);
 
+// The tag rule of the Go agent, which dashboards and alerts in the field rely on: each tag value
+// is trimmed of ASCII whitespace and its inner spaces become '-' (" web server 1 " is
+// "web-server-1"). Applied by the bus to every published point unless [agent] tidy_tags = false.
+void tidyTagValues(Metric& metric);
+
+// A string that is a finite decimal number, as the loda pipeline stored it: an optional sign,
+// digits with an optional fraction (or a fraction alone), an optional exponent; nothing else, no
+// whitespace, no "inf", "nan" or hex. True with `value` set when `text` is one.
+bool parseDecimalNumber(std::string_view text, double& value);
+
 // Names of metrics, namespaces and plugin outputs: [0-9A-Za-z._-]+, at most maxLength chars,
 // and not "." or ".." (a namespace becomes a directory name).
 bool isValidName(std::string_view name, std::size_t maxLength = 256);

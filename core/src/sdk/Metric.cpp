@@ -2,6 +2,9 @@
 #include <agent/Metric.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <system_error>
 
 namespace agent {
 
@@ -57,6 +60,50 @@ void normalizeForSink(Metric& metric, const std::string& hostname, std::int64_t 
     const std::string* host = metric.findTag("host");
     if (host == nullptr || host->empty()) metric.setTag("host", hostname);
     if (metric.timestamp < kMinTimestamp || metric.timestamp >= kMaxTimestamp) metric.timestamp = now;
+}
+
+void tidyTagValues(Metric& metric) {
+    constexpr std::string_view whitespace = " \t\n\r\v\f";
+    for (Tag& tag : metric.tags) {
+        std::string& value = tag.value;
+        const std::size_t first = value.find_first_not_of(whitespace);
+        if (first == std::string::npos) {
+            value.clear();
+            continue;
+        }
+        const std::size_t last = value.find_last_not_of(whitespace);
+        if (first > 0 || last + 1 < value.size()) value = value.substr(first, last + 1 - first);
+        std::replace(value.begin(), value.end(), ' ', '-');
+    }
+}
+
+bool parseDecimalNumber(std::string_view text, double& value) {
+    const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    std::size_t i = 0;
+    const std::size_t n = text.size();
+    if (i < n && (text[i] == '+' || text[i] == '-')) ++i;
+    std::size_t digits = 0;
+    while (i < n && digit(text[i])) ++i, ++digits;
+    if (i < n && text[i] == '.') {
+        ++i;
+        while (i < n && digit(text[i])) ++i, ++digits;
+    }
+    if (digits == 0) return false;
+    if (i < n && (text[i] == 'e' || text[i] == 'E')) {
+        ++i;
+        if (i < n && (text[i] == '+' || text[i] == '-')) ++i;
+        std::size_t exponentDigits = 0;
+        while (i < n && digit(text[i])) ++i, ++exponentDigits;
+        if (exponentDigits == 0) return false;
+    }
+    if (i != n) return false;
+    // from_chars takes no leading '+'; the grammar above is already checked.
+    const char* begin = text.data() + (text[0] == '+' ? 1 : 0);
+    double parsed = 0;
+    const auto [end, error] = std::from_chars(begin, text.data() + n, parsed);
+    if (error != std::errc() || end != text.data() + n || !std::isfinite(parsed)) return false;
+    value = parsed;
+    return true;
 }
 
 bool isValidName(std::string_view name, std::size_t maxLength) {
