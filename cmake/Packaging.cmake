@@ -52,7 +52,20 @@ foreach(var STATE LOG RUN)
   set(AGENT_${var}_DIR ${saved_${var}})
 endforeach()
 
+# etc/argus.toml (an Argus-only host) as an example with the system's paths.
+file(READ ${PROJECT_SOURCE_DIR}/etc/argus.toml argus_example)
+foreach(pair "./var/state|${AGENT_STATE_DIR}/state" "./var/agent.pid|${AGENT_RUN_DIR}/agent.pid"
+             "./var/log|${AGENT_LOG_DIR}" "./build/modules|${CMAKE_INSTALL_PREFIX}/${AGENT_INSTALL_MODULEDIR}")
+  string(REPLACE "|" ";" pair "${pair}")
+  list(GET pair 0 from)
+  list(GET pair 1 to)
+  string(REPLACE "\"${from}\"" "\"${to}\"" argus_example "${argus_example}")
+endforeach()
+file(WRITE ${packaging_out}/argus.toml "${argus_example}")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/etc/argus.toml)
+
 configure_file(${PROJECT_SOURCE_DIR}/packaging/agent.service.in ${packaging_out}/${AGENT_PACKAGE_NAME}.service @ONLY)
+configure_file(${PROJECT_SOURCE_DIR}/packaging/tmpfiles.conf.in ${packaging_out}/${AGENT_PACKAGE_NAME}-tmpfiles.conf @ONLY)
 foreach(script postinst prerm postrm)
   configure_file(${PROJECT_SOURCE_DIR}/packaging/${script}.in ${packaging_out}/deb/${script} @ONLY
                  FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
@@ -70,6 +83,10 @@ install(FILES ${packaging_out}/agent.toml DESTINATION ${config_destination} COMP
 install(FILES ${packaging_out}/${AGENT_PACKAGE_NAME}.service DESTINATION lib/systemd/system COMPONENT runtime)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/packaging/copyright
         DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${AGENT_PACKAGE_NAME} COMPONENT runtime)
+install(FILES ${packaging_out}/argus.toml DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${AGENT_PACKAGE_NAME}/examples
+        COMPONENT runtime)
+install(FILES ${packaging_out}/${AGENT_PACKAGE_NAME}-tmpfiles.conf DESTINATION lib/tmpfiles.d
+        RENAME ${AGENT_PACKAGE_NAME}.conf COMPONENT runtime)
 
 # --- CPack: two Debian packages from the two install components --------------------------------
 set(CPACK_PACKAGE_NAME ${AGENT_PACKAGE_NAME})

@@ -114,6 +114,12 @@ for module in "$build"/modules/*.so; do
   check "module $(basename "$module") installed" test -f "$root/usr/lib/$name/modules/$(basename "$module")"
 done
 check "the git helper is installed next to the modules" test -x "$root/usr/lib/$name/modules/source-exec-git"
+check "the link that keeps the Go agent's socket path is declared" \
+  grep -q "^L /run/monitor-agent.sock .* /run/$name/monitor-agent.sock$" "$root/usr/lib/tmpfiles.d/$name.conf"
+argus_example=/usr/share/doc/$name/examples/argus.toml
+check "the Argus-only example is installed" test -f "$root$argus_example"
+check "agent check passes the Argus-only example (no sink needed)" \
+  in_root env MASTER_ENDPOINT=127.0.0.1:9 AGENT_ENV=prod AGENT_USER=ops AGENT_INSTANCE=1 agent check -f "$argus_example"
 check "agent check on the installed config" in_root agent check
 once=$(in_root agent once)
 check "agent once prints interface figures" has "$once" '^net\.in,'

@@ -239,7 +239,24 @@ TEST(AgentCli, CheckRefusesBadModulesWithOneLineEachAndExitsOne) {
     EXPECT_TRUE(contains(check.out, "module source-noabi: error: " + dirPrefix + "source-noabi.so: missing ABI symbol"));
     EXPECT_TRUE(contains(check.out, "module source-misnamed: error: " + dirPrefix + "source-misnamed.so: duplicate module name"));
     EXPECT_TRUE(contains(check.out, "module source-bogus: error: " + dirPrefix + "source-bogus.so: not found"));
-    EXPECT_TRUE(contains(check.out, "config: error: " + config + ": no sink is loaded")) << check.out;
+    EXPECT_TRUE(contains(check.out, "config: error: " + config + ": no sink is loaded, but source-good publishes metrics"))
+        << check.out;
+}
+
+// Sinks are needed where something publishes: an agent with a source and no sink is refused,
+// one that only serves the API (or only reports, ArgusTest) is not.
+TEST(AgentCli, ASourceWithoutASinkIsRefusedAndAnAgentWithoutSourcesNeedsNone) {
+    TempDir dir;
+    const std::string netif = writeConfig(dir, "", "[\"source-netif\"]");
+    const CommandResult refused = agentCommand({"check", "-f", netif});
+    EXPECT_EQ(refused.exitCode, 1) << refused.out;
+    EXPECT_TRUE(contains(refused.out, "config: error: " + netif + ": no sink is loaded, but source-netif publishes metrics: "
+                                      "set [output] name (nsq, influx or file) or load a sink- module"))
+        << refused.out;
+
+    const std::string apiOnly = writeConfig(dir, "[api-http]\nlisten = \"127.0.0.1:0\"\n", "[\"api-http\"]");
+    const CommandResult accepted = agentCommand({"check", "-f", apiOnly});
+    EXPECT_EQ(accepted.exitCode, 0) << accepted.out << accepted.err;
 }
 
 TEST(AgentCli, ModuleThatRejectsItsSectionListsEveryBadKey) {

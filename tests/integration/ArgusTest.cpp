@@ -378,3 +378,48 @@ TEST(ArgusReporter, KeepsItsNodeIdAcrossARestartWithANewAddressOnAnotherHost) {
     master.signal(SIGTERM);
     EXPECT_EQ(master.wait(std::chrono::seconds(10)), 0);
 }
+
+// etc/argus.toml, the shipped Argus-only config: reporter-argus alone, no source and so no sink.
+// `agent check` passes it, and the agent registers the node and reports, as the Argus agent did.
+TEST(ArgusReporter, ArgusOnlyConfigNeedsNoSinkAndRegistersAndReports) {
+    TempDir dir;
+    ArgusMaster master;
+    const std::string config = std::string(AGENT_SOURCE_DIR) + "/etc/argus.toml";
+    const std::vector<std::string> args = {"-f",
+                                           config,
+                                           "-Dmodules.dir=" AGENT_MODULE_DIR,
+                                           "-Dagent.statedir=" + dir / "state",
+                                           "-Dagent.pidfile=" + dir / "agent.pid",
+                                           "-Dlog.logdir=" + dir / "log",
+                                           "-Dreporter-argus.root=" + dir / "argus"};
+    const std::map<std::string, std::string> variables = {{"MASTER_ENDPOINT", master.endpoint()},
+                                                          {"REPORT_INTERVAL_SECONDS", "1"},
+                                                          {"AGENT_HOSTNAME", kHostname},
+                                                          {"AGENT_ENV", "prod"},
+                                                          {"AGENT_USER", "ops"},
+                                                          {"AGENT_INSTANCE", "7"}};
+    std::vector<std::string> check = {"check"};
+    check.insert(check.end(), args.begin(), args.end());
+    const CommandResult checked = runCommand(agentArgv(variables, check), {}, std::chrono::seconds(30));
+    EXPECT_EQ(checked.exitCode, 0) << checked.out << checked.err;
+    EXPECT_TRUE(contains(checked.out, "module reporter-argus: ok")) << checked.out;
+
+    std::vector<std::string> run = {"run"};
+    run.insert(run.end(), args.begin(), args.end());
+    BackgroundProcess agent(agentArgv(variables, run), dir.path());
+    ASSERT_TRUE(eventually([&] {
+        const auto nodes = master.nodes();
+        return nodes.size() == 1 && nodes[0].reports >= 2 && hasHealth(nodes[0], {"agent"});
+    })) << logOf(dir) << agent.err();
+    const ArgusMaster::Node node = master.nodes()[0];
+    EXPECT_EQ(node.name, kHostname);
+    EXPECT_EQ(node.env, "prod");
+    EXPECT_EQ(node.instance, "7");
+    const Poco::JSON::Object::Ptr modules = node.health->getObject("agent")->getObject("modules");
+    ASSERT_TRUE(modules);
+    EXPECT_EQ(modules->size(), 1u); // reporter-argus, and no sink
+    EXPECT_EQ(nodeIdIn(dir / ("argus/" + kHostname + "/node.json")), node.id);
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0) << logOf(dir);
+    EXPECT_FALSE(contains(logOf(dir), "no sink")) << logOf(dir);
+}

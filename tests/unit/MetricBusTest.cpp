@@ -141,6 +141,35 @@ TEST(MetricBus, EverySinkGetsEveryPointWithTheHostTag) {
     EXPECT_EQ(bus.sinks()[1]->counters().in, 3u);
 }
 
+// The Go agent's tag rule, on by default ([agent] tidy_tags); off, tag values pass unchanged.
+TEST(MetricBus, TagValuesAreTidiedUnlessTurnedOff) {
+    for (const bool tidy : {true, false}) {
+        ScriptedSink sink;
+        SpoolDir spools;
+        agent::MetricBusOptions options;
+        options.tidyTags = tidy;
+        MetricBus bus("host-1", testLogger(), options);
+        bus.addSink("a", sink, spools.options("a"));
+        bus.start();
+        Batch batch = points(1);
+        batch[0].setTag("server", " web server 1 ");
+        ASSERT_EQ(bus.publish(std::move(batch)).accepted, 1u);
+        ASSERT_TRUE(eventually([&] { return sink.delivered().size() == 1; }));
+        EXPECT_EQ(*sink.delivered()[0].findTag("server"), tidy ? "web-server-1" : " web server 1 ");
+        bus.stop();
+    }
+}
+
+// An agent without sinks (API-only) takes nothing and says why, so /post can answer 503.
+TEST(MetricBus, WithoutSinksNothingIsTakenAndTheResultSaysSo) {
+    MetricBus bus("host-1", testLogger());
+    bus.start();
+    const agent::PublishResult result = bus.publish(points(2), agent::OverflowPolicy::RejectWhenFull);
+    EXPECT_EQ(result.accepted, 0u);
+    EXPECT_TRUE(result.noSink);
+    bus.stop();
+}
+
 TEST(MetricBus, StalledSinkNeverBlocksTheSourceOrAnotherSink) {
     ScriptedSink stalled;
     ScriptedSink healthy;

@@ -1,4 +1,5 @@
-// Metric: tag order, the host-tag and timestamp rule, and name validation.
+// Metric: tag order, the host-tag and timestamp rule, name validation, and the Go agent's rules
+// for tag values and decimal strings.
 #include <agent/Metric.h>
 
 #include <gtest/gtest.h>
@@ -68,4 +69,30 @@ TEST(Metric, ValidNamesAreLettersDigitsDotUnderscoreAndDash) {
     EXPECT_TRUE(agent::isValidName("..."));
     EXPECT_TRUE(agent::isValidName(std::string(128, 'a'), 128));
     EXPECT_FALSE(agent::isValidName(std::string(129, 'a'), 128));
+}
+
+TEST(Metric, TidyTrimsTagValuesAndTurnsInnerSpacesIntoDashes) {
+    Metric m = agent::makePoint("", "m", 1.0, 1700000000);
+    m.setTag("a", " web server 1 ");
+    m.setTag("b", "\tdisk  0\n");
+    m.setTag("c", "   ");
+    m.setTag("d", "plain");
+    agent::tidyTagValues(m);
+    EXPECT_EQ(*m.findTag("a"), "web-server-1");
+    EXPECT_EQ(*m.findTag("b"), "disk--0"); // as the Go agent: each space becomes '-'
+    EXPECT_EQ(*m.findTag("c"), "");
+    EXPECT_EQ(*m.findTag("d"), "plain");
+}
+
+TEST(Metric, DecimalStringsAreFiniteDecimalNumbersOnly) {
+    double value = 0;
+    for (const auto& [text, expected] : std::vector<std::pair<std::string, double>>{
+             {"12.34", 12.34}, {"-1", -1}, {"+2.5", 2.5}, {".5", 0.5}, {"5.", 5}, {"1e3", 1000}, {"-2.5E-1", -0.25}, {"0", 0}}) {
+        EXPECT_TRUE(agent::parseDecimalNumber(text, value)) << text;
+        EXPECT_DOUBLE_EQ(value, expected) << text;
+    }
+    for (const std::string text : {"", "abc", "12.34abc", " 1", "1 ", "inf", "-Infinity", "nan", "0x10", "1e", "1e+",
+                                   ".", "-", "+", "1e999", "1,5", "--1", "e5"}) {
+        EXPECT_FALSE(agent::parseDecimalNumber(text, value)) << text;
+    }
 }
