@@ -90,6 +90,8 @@ const ConfigSchema& AgentConfig::agentSchema() {
         {"namespaces", ConfigType::StringList, "[]", "this host's namespaces when there is no registry"},
         {"pidfile", ConfigType::String, "", "pid file; \"\" = <statedir>/agent.pid"},
         {"registry_interval", ConfigType::Integer, "600", "seconds between registry polls (plus a random splay)"},
+        {"registry_splay", ConfigType::Integer, "60",
+         "random delay of up to this many seconds before every registry poll, the first one too (at most registry_interval); spreads a fleet's polls"},
         {"stop_timeout", ConfigType::Float, "10",
          "seconds the whole stop may take (modules, their tasks, the sinks' drain), 1 to 300; tasks still running then are abandoned"},
         {"tidy_tags", ConfigType::Boolean, "true",
@@ -227,6 +229,10 @@ void AgentConfig::readSettings(const std::string& defaultModuleDir) {
     s.registryIntervalSeconds = agent.getInt("registry_interval");
     if (s.registryIntervalSeconds < 1 || s.registryIntervalSeconds > 86400)
         errors.add(agent, "registry_interval", "must be between 1 and 86400 seconds");
+    s.registrySplaySeconds = agent.getInt("registry_splay");
+    if (s.registrySplaySeconds < 0 || s.registrySplaySeconds > 3600)
+        errors.add(agent, "registry_splay", "must be between 0 and 3600 seconds");
+    s.registrySplaySeconds = std::min(s.registrySplaySeconds, s.registryIntervalSeconds);
     s.stopTimeoutSeconds = agent.getDouble("stop_timeout");
     if (!(s.stopTimeoutSeconds >= 1 && s.stopTimeoutSeconds <= 300))
         errors.add(agent, "stop_timeout", "must be between 1 and 300 seconds");

@@ -25,6 +25,7 @@ struct AgentSettings {
     std::vector<std::string> namespaces;
     std::string pidFile;
     std::int64_t registryIntervalSeconds = 600;
+    std::int64_t registrySplaySeconds = 60; // at most registryIntervalSeconds
     double stopTimeoutSeconds = 10; // the whole stop: modules, their executors, the sinks' drain
     bool tidyTags = true;           // tag values trimmed, inner spaces -> '-' (the Go agent's rule)
     // [output]

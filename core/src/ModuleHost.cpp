@@ -135,7 +135,7 @@ ModuleHost::ModuleHost(const AgentConfig& config, HostIdentity identity, Poco::L
     : config_(config), identity_(std::move(identity)), logger_(logger),
       registry_(RegistryPoller::Options{config.settings().registryAddr, config.settings().stateDir + "/registry.json",
                                         AGENT_VERSION, std::chrono::seconds(config.settings().registryIntervalSeconds),
-                                        std::chrono::seconds(std::min<std::int64_t>(60, config.settings().registryIntervalSeconds))},
+                                        std::chrono::seconds(config.settings().registrySplaySeconds)},
                 identity_, Poco::Logger::get("registry")),
       loader_(config.settings().moduleDir),
       bus_(std::make_unique<MetricBus>(identity_.get().hostname, Poco::Logger::get("bus"),

@@ -40,10 +40,16 @@ void RegistryPoller::loop() {
     for (;;) {
         {
             std::unique_lock<std::mutex> lock(wakeMutex_);
-            // The first poll goes at once: the cache may be old or missing.
-            const auto wait = first ? std::chrono::milliseconds(0)
-                                    : std::chrono::duration_cast<std::chrono::milliseconds>(options_.interval) +
-                                          std::chrono::milliseconds(splay(random));
+            // Every poll waits a random splay, the first one too: a fleet that starts or restarts
+            // at once (a package upgrade) must not poll the registry in the same second; the
+            // cached answer keeps every module going meanwhile. A file:// registry costs nothing
+            // to read, so its first poll goes at once.
+            std::chrono::milliseconds wait(splay(random));
+            if (first && options_.address.rfind("file://", 0) == 0) wait = std::chrono::milliseconds(0);
+            else if (first) logger_.information("registry: first poll in %.1f s (a random splay of up to %d s)",
+                                                static_cast<double>(wait.count()) / 1000.0,
+                                                static_cast<int>(options_.splay.count()));
+            else wait += std::chrono::duration_cast<std::chrono::milliseconds>(options_.interval);
             if (wake_.wait_for(lock, wait, [this] { return stopping_; })) return;
         }
         first = false;

@@ -113,15 +113,15 @@ std::string GitServer::head(const std::string& path, const std::string& branch) 
     return git({"rev-parse", "refs/heads/" + branch}, barePath(path));
 }
 
-void GitServer::startDaemon() {
+void GitServer::startDaemon(const std::vector<std::string>& extraArgs) {
     if (daemon_) return;
     for (int attempt = 0; attempt < 5; ++attempt) {
         port_ = freeLoopbackPort();
-        daemon_ = std::make_unique<BackgroundProcess>(
-            std::vector<std::string>{kGit, "daemon", "--reuseaddr", "--export-all", "--informative-errors",
-                                     "--listen=127.0.0.1", "--port=" + std::to_string(port_),
-                                     "--base-path=" + root_.path(), root_.path()},
-            logs_.path());
+        std::vector<std::string> argv = {kGit, "daemon", "--reuseaddr", "--export-all", "--informative-errors",
+                                         "--listen=127.0.0.1", "--port=" + std::to_string(port_)};
+        argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
+        argv.insert(argv.end(), {"--base-path=" + root_.path(), root_.path()});
+        daemon_ = std::make_unique<BackgroundProcess>(argv, logs_.path());
         if (acceptsConnections(*daemon_, port_)) return;
         daemon_.reset(); // lost the port to someone else: pick another
     }

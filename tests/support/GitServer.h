@@ -42,7 +42,11 @@ public:
     std::string fileUrl(const std::string& path) const { return "file://" + barePath(path); }
 
     // Starts `git daemon` (every repository exported, read-only) and waits until it accepts.
-    void startDaemon();
+    // `extraArgs` go before the base path (e.g. --verbose, which logs every connection to
+    // daemonLog(), or --max-connections=N).
+    void startDaemon(const std::vector<std::string>& extraArgs = {});
+    // The daemon's stderr: with --verbose, "[pid] Connection from ..." per connection.
+    std::string daemonLog() const { return logs_ / "process.err"; }
     void stopDaemon();
     int port() const { return port_; }
     std::string daemonUrl(const std::string& path) const;

@@ -1,5 +1,7 @@
 #include "RegistryFixture.h"
 
+#include <chrono>
+
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/Net/HTTPRequestHandler.h>
@@ -97,6 +99,11 @@ std::vector<std::string> RegistryFixture::reports() const {
     return reports_;
 }
 
+std::vector<double> RegistryFixture::requestTimes() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return requestTimes_;
+}
+
 int RegistryFixture::requestCount() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return requests_;
@@ -105,6 +112,11 @@ int RegistryFixture::requestCount() const {
 RegistryFixture::Reply RegistryFixture::answer(const std::string& method, const std::string& uri, const std::string& body) {
     std::lock_guard<std::mutex> lock(mutex_);
     ++requests_;
+    requestTimes_.push_back(
+        static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count()) /
+        1e6);
     switch (mode_) {
     case Mode::Http500: return {500, "", false};
     case Mode::Garbage: return {200, "<html>proxy error</html>", false};

@@ -40,6 +40,8 @@ public:
     std::vector<std::string> nsRequests() const;
     std::vector<std::string> reports() const;
     int requestCount() const;
+    // When each request arrived (seconds since the epoch, to the microsecond), in order.
+    std::vector<double> requestTimes() const;
 
     // Used by the request handler.
     struct Reply {
@@ -57,6 +59,7 @@ private:
     std::vector<std::string> nsRequests_;
     std::vector<std::string> reports_;
     int requests_ = 0;
+    std::vector<double> requestTimes_;
     std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 

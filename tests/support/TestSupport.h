@@ -72,8 +72,9 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
 std::string linkModuleDir(const TempDir& dir, const std::vector<std::string>& moduleFiles);
 
 // Writes `dir`/agent.toml for a test agent that keeps every path it writes inside `dir`:
-// [agent] (no API, hostname test-host, namespace ns1, then `agentExtra`), [modules] and [log],
-// twelve lines plus `agentExtra`, followed by `rest`. Returns the file's path.
+// [agent] (no API, hostname test-host, namespace ns1, then `agentExtra`, and when that sets a
+// registryaddr, registry_splay = 0), [modules] and [log], twelve lines plus `agentExtra`,
+// followed by `rest`. Returns the file's path.
 std::string writeAgentConfig(const TempDir& dir, const std::string& moduleDir, const std::string& load,
                              const std::string& rest, const std::string& agentExtra = "");
 

@@ -11,6 +11,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <memory>
+
 using agent::RegistryAnswer;
 using agent::RegistryClient;
 using agent::RegistryError;
@@ -44,6 +47,7 @@ agent::RegistryPoller::Options pollerOptions(const std::string& address, const T
     options.cacheFile = dir / "state/registry.json";
     options.version = "test";
     options.timeout = std::chrono::seconds(1);
+    options.splay = std::chrono::seconds(0);
     return options;
 }
 
@@ -192,4 +196,32 @@ TEST(RegistryPoller, StandaloneHostHasNoEntriesAndPollNowSaysWhy) {
     EXPECT_EQ(error, "no registry configured ([agent] registryaddr is empty)");
     EXPECT_EQ(identity.get().namespaces, std::vector<std::string>{"local"});
     EXPECT_TRUE(poller.entries("local").empty());
+}
+
+// A fleet restarted at once (a package upgrade) must not poll the registry in the same second:
+// with a cached answer every poller starts from the cache at once and polls after its own random
+// splay, the first poll included.
+TEST(RegistryPoller, FirstPollsOfAFleetStartingAtOnceAreSpreadOverTheSplay) {
+    RegistryFixture registry;
+    registry.setNamespace("ns1", "1", {kPlugin});
+    constexpr int kPollers = 20;
+    std::vector<std::unique_ptr<TempDir>> dirs;
+    std::vector<std::unique_ptr<agent::HostIdentityStore>> identities;
+    std::vector<std::unique_ptr<agent::RegistryPoller>> pollers;
+    for (int i = 0; i < kPollers; ++i) {
+        dirs.push_back(std::make_unique<TempDir>());
+        agent::RegistryPoller::Options options = pollerOptions(registry.url(), *dirs.back());
+        options.splay = std::chrono::seconds(3);
+        identities.push_back(std::make_unique<agent::HostIdentityStore>(host()));
+        pollers.push_back(std::make_unique<agent::RegistryPoller>(options, *identities.back(), Poco::Logger::get("test.registry")));
+    }
+    for (auto& poller : pollers) poller->start();
+    // Each poll is three requests (namespaces, entries, report).
+    ASSERT_TRUE(eventually([&] { return registry.requestCount() >= 3 * kPollers; }, std::chrono::seconds(20)));
+    for (auto& poller : pollers) poller->stop();
+    const std::vector<double> times = registry.requestTimes();
+    const auto [first, last] = std::minmax_element(times.begin(), times.end());
+    // 20 draws from [0, 3 s) all within 1 s of each other: about one chance in a billion.
+    EXPECT_GT(*last - *first, 1.0);
+    for (const auto& identity : identities) EXPECT_EQ(identity->get().namespaces, std::vector<std::string>{"ns1"});
 }
