@@ -146,8 +146,8 @@ public:
 private:
     static const agent::ConfigSchema kSchema;
 
-    // Reads the registry's NET interval when its answer changed; true when the interval to apply
-    // changed with it. Caller holds scheduleMutex_.
+    // Reads the registry's NET interval when its answer changed; true when the interval to apply,
+    // or where it comes from, changed with it. Caller holds scheduleMutex_.
     bool followRegistry() {
         agent::Registry& registry = context_->registry();
         const std::uint64_t generation = registry.generation();
@@ -161,10 +161,10 @@ private:
             agent::netif::registryNetInterval(namespaces, kMaxIntervalSeconds, problems);
         for (const std::string& problem : problems)
             context_->logger().warning("source-netif: %s", problem);
-        fromRegistry_ = fromRegistry.has_value();
         const std::int64_t wanted = fromRegistry.value_or(sectionSeconds_);
-        if (wanted == appliedSeconds_) return false;
+        if (wanted == appliedSeconds_ && fromRegistry.has_value() == fromRegistry_) return false;
         appliedSeconds_ = wanted;
+        fromRegistry_ = fromRegistry.has_value();
         context_->logger().information("source-netif: interval now %s s (%s; registry generation %s)",
                                        std::to_string(wanted),
                                        std::string(fromRegistry ? "a registry NET entry"
@@ -175,8 +175,8 @@ private:
 
     // (Re)schedules the collection on the applied interval. The new task waits until the
     // interfaces are due: never sooner than the interval after the last read (a longer interval
-    // does not bring an extra read), at once when that moment has passed (a shorter one takes
-    // effect now). Caller holds scheduleMutex_.
+    // does not bring an extra read, the same one keeps its phase), at once when that moment has
+    // passed (a shorter one takes effect now). Caller holds scheduleMutex_.
     void scheduleCollection() {
         context_->scheduler().cancel(collectTask_);
         const std::int64_t seconds = appliedSeconds_;
