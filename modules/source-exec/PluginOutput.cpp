@@ -10,24 +10,36 @@
 namespace agent::exec {
 namespace {
 
-// One entry; false (with `problem`) when it must be dropped.
-bool toMetric(const Poco::Dynamic::Var& entry, const std::string& ns, const std::string& project, Metric& out,
-              std::string& problem) {
+enum class EntryResult { Kept, Skipped, Dropped };
+
+// The output without the whitespace around it.
+std::string_view trimmed(std::string_view text) {
+    const std::size_t first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) return {};
+    return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+// One entry; Dropped (with `problem`) when it must be refused, Skipped when its value is null.
+EntryResult toMetric(const Poco::Dynamic::Var& entry, const std::string& ns, const std::string& project, Metric& out,
+                     std::string& problem) {
     if (entry.type() != typeid(Poco::JSON::Object::Ptr)) {
         problem = "an entry is not an object";
-        return false;
+        return EntryResult::Dropped;
     }
     const auto object = entry.extract<Poco::JSON::Object::Ptr>();
     const Poco::Dynamic::Var name = object->get("name");
     if (!name.isString() || !isValidName(name.extract<std::string>(), 200)) {
         problem = "name " + (name.isEmpty() ? std::string("missing") : "\"" + name.convert<std::string>() + "\"") +
                   " does not match [0-9A-Za-z._-]+";
-        return false;
+        return EntryResult::Dropped;
     }
     out = Metric();
     out.ns = ns;
     out.name = "PLUGIN." + project + "." + name.extract<std::string>();
+    // Poco reads a JSON null as an empty value, as it does a missing key: has() tells them apart.
     const Poco::Dynamic::Var value = object->get("value");
+    if (value.isEmpty() && object->has("value")) return EntryResult::Skipped;
+    double decimal = 0;
     if (value.isBoolean()) {
         out.addField("value", value.extract<bool>());
     } else if (value.isInteger()) {
@@ -37,14 +49,16 @@ bool toMetric(const Poco::Dynamic::Var& entry, const std::string& ns, const std:
         const double number = value.convert<double>();
         if (!std::isfinite(number)) {
             problem = out.name + ": value is not a finite number";
-            return false;
+            return EntryResult::Dropped;
         }
         out.addField("value", number);
+    } else if (value.isString() && parseDecimalNumber(value.extract<std::string>(), decimal)) {
+        out.addField("value", decimal);
     } else if (value.isString()) {
         out.addField("value", value.extract<std::string>());
     } else {
         problem = out.name + ": value missing or not a number, bool or string";
-        return false;
+        return EntryResult::Dropped;
     }
     const Poco::Dynamic::Var timestamp = object->get("timestamp");
     if (timestamp.isNumeric()) out.timestamp = static_cast<std::int64_t>(timestamp.convert<double>());
@@ -52,24 +66,25 @@ bool toMetric(const Poco::Dynamic::Var& entry, const std::string& ns, const std:
     if (!tags.isEmpty()) {
         if (tags.type() != typeid(Poco::JSON::Object::Ptr)) {
             problem = out.name + ": tags is not an object";
-            return false;
+            return EntryResult::Dropped;
         }
         for (const auto& [key, tag] : *tags.extract<Poco::JSON::Object::Ptr>()) {
             if (key.empty() || tag.isArray() || tag.isStruct() || tag.isEmpty()) {
                 problem = out.name + ": tag \"" + key + "\" is not a plain value";
-                return false;
+                return EntryResult::Dropped;
             }
             out.setTag(key, tag.convert<std::string>());
         }
     }
-    return true;
+    return EntryResult::Kept;
 }
 
 } // namespace
 
 ParsedOutput parsePluginOutput(std::string_view output, const std::string& ns, const std::string& project) {
     ParsedOutput parsed;
-    if (output.find_first_not_of(" \t\r\n") == std::string_view::npos) return parsed;
+    const std::string_view text = trimmed(output);
+    if (text.empty() || text == "null") return parsed; // a good run with nothing to report
     Poco::Dynamic::Var root;
     try {
         Poco::JSON::Parser parser;
@@ -88,14 +103,44 @@ ParsedOutput parsePluginOutput(std::string_view output, const std::string& ns, c
     for (std::size_t i = 0; i < list->size(); ++i) {
         Metric metric;
         std::string problem;
-        if (toMetric(list->get(static_cast<unsigned>(i)), ns, project, metric, problem)) {
-            parsed.metrics.push_back(std::move(metric));
-        } else {
+        switch (toMetric(list->get(static_cast<unsigned>(i)), ns, project, metric, problem)) {
+        case EntryResult::Kept: parsed.metrics.push_back(std::move(metric)); break;
+        case EntryResult::Skipped: ++parsed.skipped; break;
+        case EntryResult::Dropped:
             ++parsed.dropped;
             if (parsed.firstProblem.empty()) parsed.firstProblem = problem;
+            break;
         }
     }
     return parsed;
+}
+
+std::string outputExcerpt(std::string_view output, std::size_t maxBytes) {
+    static const char kHex[] = "0123456789abcdef";
+    const std::string_view shown = output.substr(0, maxBytes);
+    std::string excerpt = "\"";
+    for (const char c : shown) {
+        const auto byte = static_cast<unsigned char>(c);
+        switch (c) {
+        case '"': excerpt += "\\\""; break;
+        case '\\': excerpt += "\\\\"; break;
+        case '\n': excerpt += "\\n"; break;
+        case '\r': excerpt += "\\r"; break;
+        case '\t': excerpt += "\\t"; break;
+        default:
+            if (byte < 0x20 || byte >= 0x7f) {
+                excerpt += "\\x";
+                excerpt += kHex[byte >> 4];
+                excerpt += kHex[byte & 0xf];
+            } else {
+                excerpt += c;
+            }
+        }
+    }
+    excerpt += '"';
+    if (shown.size() < output.size())
+        excerpt += " (first " + std::to_string(shown.size()) + " of " + std::to_string(output.size()) + " bytes)";
+    return excerpt;
 }
 
 const char* statusTag(RunStatus status) {

@@ -95,6 +95,7 @@ struct Plugin {
     std::uint64_t runs = 0;
     std::uint64_t metricsPublished = 0;
     std::uint64_t entriesDropped = 0;
+    std::uint64_t entriesSkipped = 0;       // entries with a null value: no reading, not an error
 };
 
 class SourceExec : public agent::Source {
@@ -426,15 +427,8 @@ private:
                 outcome.problem = outcome.parsed.error;
             }
         }
-        if (outcome.status != RunStatus::Ok || outcome.parsed.dropped > 0) {
-            context_->logger().warning(
-                "plugin %s: %s%s%s%s", key, std::string(agent::exec::statusTag(outcome.status)),
-                outcome.problem.empty() ? std::string() : ": " + outcome.problem,
-                outcome.parsed.dropped > 0
-                    ? "; dropped " + std::to_string(outcome.parsed.dropped) + " entries (" + outcome.parsed.firstProblem + ")"
-                    : std::string(),
-                outcome.result.stderrTail.empty() ? std::string() : "; stderr: " + outcome.result.stderrTail);
-        }
+        // A run with null entries only (no reading this time) is a good run: nothing to log.
+        if (outcome.status != RunStatus::Ok || outcome.parsed.dropped > 0) logOutcome(key, outcome);
         std::lock_guard<std::mutex> lock(mutex_);
         ++runsByResult_[agent::exec::statusTag(outcome.status)];
         auto it = plugins_.find(key);
@@ -447,7 +441,24 @@ private:
         plugin.result = agent::exec::statusTag(outcome.status);
         plugin.lastError = outcome.status == RunStatus::Ok ? std::string() : outcome.problem;
         plugin.entriesDropped += outcome.parsed.dropped;
+        plugin.entriesSkipped += outcome.parsed.skipped;
         return outcome;
+    }
+
+    // One warning for a failed run or dropped entries. Bad output shows its first bytes, so that
+    // an operator sees what the plugin printed (an error page, a shell error) without running it.
+    void logOutcome(const std::string& key, const Outcome& outcome) {
+        const std::string& output = outcome.result.output;
+        context_->logger().warning(
+            "plugin %s: %s%s%s%s%s", key, std::string(agent::exec::statusTag(outcome.status)),
+            outcome.problem.empty() ? std::string() : ": " + outcome.problem,
+            outcome.status == RunStatus::BadOutput && !output.empty()
+                ? "; output: " + agent::exec::outputExcerpt(output)
+                : std::string(),
+            outcome.parsed.dropped > 0
+                ? "; dropped " + std::to_string(outcome.parsed.dropped) + " entries (" + outcome.parsed.firstProblem + ")"
+                : std::string(),
+            outcome.result.stderrTail.empty() ? std::string() : "; stderr: " + outcome.result.stderrTail);
     }
 
     // A scheduled run's metrics and its result metric go to `out`.
@@ -596,6 +607,7 @@ private:
         entry->set("skipped", static_cast<Poco::UInt64>(plugin.skipped));
         entry->set("metrics_published", static_cast<Poco::UInt64>(plugin.metricsPublished));
         entry->set("entries_dropped", static_cast<Poco::UInt64>(plugin.entriesDropped));
+        entry->set("entries_skipped", static_cast<Poco::UInt64>(plugin.entriesSkipped));
         if (!plugin.lastError.empty()) entry->set("last_error", plugin.lastError);
         return entry;
     }

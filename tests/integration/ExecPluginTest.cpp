@@ -7,6 +7,15 @@
 
 #include <gtest/gtest.h>
 
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/StreamCopier.h>
+
 #include <csignal>
 #include <filesystem>
 
@@ -33,6 +42,48 @@ std::string config(const TempDir& dir, const RegistryFixture& registry, const Gi
                             "registryaddr = \"" + registry.url() + "\"\n"
                             "pluginsuser = \"nobody\"\n"
                             "git = \"file://" + root + "%s.git\"\n");
+}
+
+int freePort() {
+    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
+    return socket.address().port();
+}
+
+// The row of ns `ops`, `project` in GET /plugins/list (read fresh on each call).
+Poco::JSON::Object::Ptr pluginRow(int port, const std::string& project) {
+    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
+    session.setTimeout(Poco::Timespan(30, 0));
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, "/plugins/list?ns=ops", Poco::Net::HTTPMessage::HTTP_1_1);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::string body;
+    Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
+    const auto list = Poco::JSON::Parser().parse(body).extract<Poco::JSON::Array::Ptr>();
+    for (std::size_t i = 0; i < list->size(); ++i) {
+        Poco::JSON::Object::Ptr row = list->getObject(static_cast<unsigned>(i));
+        if (row && row->getValue<std::string>("project") == project) return row;
+    }
+    return nullptr;
+}
+
+// config() with api-http loaded and listening on `port`, for the plugin table (/plugins/list).
+std::string configWithApi(const TempDir& dir, const RegistryFixture& registry, const GitServer& git, int port) {
+    const std::string path = config(dir, registry, git);
+    std::string text = readFile(path);
+    const std::string load = "[\"source-exec\", \"sink-file\"]";
+    text.replace(text.find(load), load.size(), "[\"source-exec\", \"sink-file\", \"api-http\"]");
+    text.replace(text.find("listen = \"\""), std::string("listen = \"\"").size(),
+                 "listen = \"127.0.0.1:" + std::to_string(port) + "\"");
+    writeFile(path, text);
+    return path;
+}
+
+// The lines of `text` that contain `part`.
+std::vector<std::string> linesWith(const std::string& text, const std::string& part) {
+    std::vector<std::string> found;
+    for (const std::string& line : lines(text))
+        if (contains(line, part)) found.push_back(line);
+    return found;
 }
 
 } // namespace
@@ -152,4 +203,67 @@ TEST(ExecPlugin, OnceClonesThroughTheQueueAndRunsEveryPeriodicPluginTogether) {
         EXPECT_TRUE(contains(once.out, std::string("PLUGIN.") + project + ",ns=ops,host=test-host,status=ok")) << once.out;
     }
     EXPECT_LT(took, std::chrono::seconds(5));
+}
+
+// What plugins in the field print (issue 15): lodastack-plugins/nvidia prints `null` on a host
+// without a GPU, others null values for a figure they have no reading of, and decimal numbers as
+// strings. The Go agent took the first two quietly and stored "41.5" as a number. Output that is
+// no JSON list at all is bad_output, and the log shows what the plugin printed.
+TEST(ExecPlugin, NullOutputAndNullValuesAreQuietGoodRunsAndGarbageIsLoggedWithItsFirstBytes) {
+    TempDir dir;
+    GitServer git;
+    git.createRepo("ops/nogpu", "#!/bin/sh\necho null\n");
+    git.createRepo("ops/partial", "#!/bin/sh\necho '[{\"name\": \"util\", \"value\": null},"
+                                  " {\"name\": \"temp\", \"value\": \"41.5\"}, {\"name\": \"state\", \"value\": \"idle\"}]'\n");
+    git.createRepo("ops/garbage", "#!/bin/sh\nprintf 'Traceback (most recent call last):\\n  File \"x\"\\n'\n");
+    RegistryFixture registry;
+    registry.setNamespace("ops", "1", {pluginEntry("nogpu", "1"), pluginEntry("partial", "1"), pluginEntry("garbage", "1")});
+    const int port = freePort();
+    BackgroundProcess agent({kAgent, "run", "-f", configWithApi(dir, registry, git, port)}, dir.path());
+    const std::string file = dir / "metrics.lp";
+    const std::string log = dir / "log/agent.log";
+    auto count = [&file](const std::string& part) { return linesWith(readFile(file), part).size(); };
+    // Several runs of each, and the garbage warning written.
+    ASSERT_TRUE(eventually(
+        [&] {
+            return count("PLUGIN.nogpu,ns=ops,host=test-host,status=ok value=0i ") >= 2 &&
+                   count("PLUGIN.partial,ns=ops,host=test-host,status=ok value=0i ") >= 2 &&
+                   count("PLUGIN.garbage,ns=ops,host=test-host,status=bad_output value=1i ") >= 2 &&
+                   contains(readFile(log), "plugin ops/garbage: bad_output");
+        },
+        std::chrono::seconds(60)))
+        << readFile(log) << agent.err() << readFile(file);
+
+    const std::string metrics = readFile(file);
+    EXPECT_EQ(count("PLUGIN.nogpu."), 0u) << metrics;
+    EXPECT_EQ(count("PLUGIN.partial.util"), 0u) << metrics;
+    EXPECT_GE(count("PLUGIN.partial.temp,ns=ops,host=test-host value=41.5 "), 1u) << metrics;
+    EXPECT_GE(count("PLUGIN.partial.state,ns=ops,host=test-host value=\"idle\" "), 1u) << metrics;
+    EXPECT_EQ(count("PLUGIN.garbage."), 0u) << metrics;
+
+    const std::string text = readFile(log);
+    EXPECT_TRUE(linesWith(text, "plugin ops/nogpu:").empty()) << text;
+    EXPECT_TRUE(linesWith(text, "plugin ops/partial:").empty()) << text;
+    // One line per run, the output quoted on it with its newlines escaped.
+    const std::vector<std::string> garbage = linesWith(text, "plugin ops/garbage: bad_output: output is not JSON");
+    ASSERT_FALSE(garbage.empty()) << text;
+    EXPECT_TRUE(contains(garbage.front(), R"(; output: "Traceback (most recent call last):\n  File \"x\"\n")"))
+        << garbage.front();
+
+    // The plugin table: both quiet plugins ok, the null values counted as skipped, not dropped.
+    auto rowOf = [&](const std::string& project) { return pluginRow(port, project); };
+    const Poco::JSON::Object::Ptr nogpu = rowOf("nogpu");
+    ASSERT_TRUE(nogpu);
+    EXPECT_EQ(nogpu->getValue<std::string>("result"), "ok");
+    EXPECT_EQ(nogpu->getValue<Poco::UInt64>("metrics_published"), 0u);
+    const Poco::JSON::Object::Ptr partial = rowOf("partial");
+    ASSERT_TRUE(partial);
+    EXPECT_EQ(partial->getValue<std::string>("result"), "ok");
+    EXPECT_GE(partial->getValue<Poco::UInt64>("entries_skipped"), 2u);
+    EXPECT_EQ(partial->getValue<Poco::UInt64>("entries_dropped"), 0u);
+    const Poco::JSON::Object::Ptr bad = rowOf("garbage");
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->getValue<std::string>("result"), "bad_output");
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
 }

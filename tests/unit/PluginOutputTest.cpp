@@ -43,11 +43,81 @@ TEST(PluginOutput, BadEntriesAreDroppedAndCountedTheRestKept) {
 }
 
 TEST(PluginOutput, OutputThatIsNotAJsonListIsInvalid) {
-    EXPECT_FALSE(parsePluginOutput("not json", "ns", "p").valid);
-    EXPECT_FALSE(parsePluginOutput(R"({"name": "x", "value": 1})", "ns", "p").valid);
-    const auto empty = parsePluginOutput(" \n", "ns", "p");
-    EXPECT_TRUE(empty.valid);
-    EXPECT_TRUE(empty.metrics.empty());
+    for (const char* output : {"not json", R"({"a": 1})", R"({"name": "x", "value": 1})", "42", "nul", "null null",
+                               "\"null\"", "[1", "NULL"}) {
+        const auto parsed = parsePluginOutput(output, "ns", "p");
+        EXPECT_FALSE(parsed.valid) << output;
+        EXPECT_FALSE(parsed.error.empty()) << output;
+        EXPECT_TRUE(parsed.metrics.empty()) << output;
+    }
+}
+
+// lodastack-plugins/nvidia prints null on a host without a GPU; the Go agent took that, and an
+// empty output, as a run with nothing to report.
+TEST(PluginOutput, NullOrBlankOutputIsAGoodRunWithNoMetrics) {
+    for (const char* output : {"null", "  null \n", "\tnull", "", " \n", "\r\n\t  ", "[]", " [ ]\n"}) {
+        const auto parsed = parsePluginOutput(output, "ns", "p");
+        EXPECT_TRUE(parsed.valid) << "[" << output << "] " << parsed.error;
+        EXPECT_TRUE(parsed.metrics.empty()) << output;
+        EXPECT_EQ(parsed.dropped, 0u) << output;
+        EXPECT_EQ(parsed.skipped, 0u) << output;
+    }
+}
+
+// The loda pipeline stored a value "12.34" as the number 12.34; other strings stay strings.
+TEST(PluginOutput, DecimalStringValuesBecomeFloatsOtherStringsStayStrings) {
+    const auto parsed = parsePluginOutput(
+        R"([{"name": "a", "value": "12.34"}, {"name": "b", "value": "-7"}, {"name": "c", "value": "1e3"},
+            {"name": "d", "value": ".5"}, {"name": "e", "value": "degraded"}, {"name": "f", "value": " 12"},
+            {"name": "g", "value": "inf"}, {"name": "h", "value": "0x10"}, {"name": "i", "value": ""},
+            {"name": "j", "value": "1.2.3"}])",
+        "ns", "p");
+    ASSERT_TRUE(parsed.valid) << parsed.error;
+    ASSERT_EQ(parsed.metrics.size(), 10u);
+    const std::pair<std::size_t, double> numbers[] = {{0, 12.34}, {1, -7.0}, {2, 1000.0}, {3, 0.5}};
+    for (const auto& [index, expected] : numbers) {
+        const auto& value = parsed.metrics[index].fields.at(0).value;
+        ASSERT_TRUE(std::holds_alternative<double>(value)) << parsed.metrics[index].name;
+        EXPECT_DOUBLE_EQ(std::get<double>(value), expected) << parsed.metrics[index].name;
+    }
+    const std::pair<std::size_t, const char*> strings[] = {
+        {4, "degraded"}, {5, " 12"}, {6, "inf"}, {7, "0x10"}, {8, ""}, {9, "1.2.3"}};
+    for (const auto& [index, expected] : strings) {
+        const auto& value = parsed.metrics[index].fields.at(0).value;
+        ASSERT_TRUE(std::holds_alternative<std::string>(value)) << parsed.metrics[index].name;
+        EXPECT_EQ(std::get<std::string>(value), expected) << parsed.metrics[index].name;
+    }
+}
+
+// A null value is "no reading this time": skipped and counted apart from the bad entries, which
+// are the ones the module warns about.
+TEST(PluginOutput, NullValueEntriesAreSkippedAndCountedNotDropped) {
+    const auto parsed = parsePluginOutput(
+        R"([{"name": "gpu.util", "value": null}, {"name": "up", "value": 1},
+            {"name": "gpu.mem", "tags": {"gpu": "0"}, "value": null}, {"name": "novalue"}])",
+        "ns", "p");
+    ASSERT_TRUE(parsed.valid) << parsed.error;
+    ASSERT_EQ(parsed.metrics.size(), 1u);
+    EXPECT_EQ(parsed.metrics[0].name, "PLUGIN.p.up");
+    EXPECT_EQ(parsed.skipped, 2u);
+    EXPECT_EQ(parsed.dropped, 1u) << "a missing value is still a bad entry";
+    EXPECT_NE(parsed.firstProblem.find("novalue"), std::string::npos) << parsed.firstProblem;
+
+    const auto onlyNulls = parsePluginOutput(R"([{"name": "gpu.util", "value": null}])", "ns", "p");
+    EXPECT_TRUE(onlyNulls.valid);
+    EXPECT_EQ(onlyNulls.skipped, 1u);
+    EXPECT_EQ(onlyNulls.dropped, 0u);
+    EXPECT_TRUE(onlyNulls.firstProblem.empty());
+}
+
+TEST(PluginOutput, ExcerptIsOneQuotedLineAndSaysWhenItWasCut) {
+    EXPECT_EQ(agent::exec::outputExcerpt("<html>\n\t\"x\" \\ \x01\xc3\xa9\r"),
+              "\"<html>\\n\\t\\\"x\\\" \\\\ \\x01\\xc3\\xa9\\r\"");
+    const std::string longOutput(1000, 'a');
+    const std::string cut = agent::exec::outputExcerpt(longOutput);
+    EXPECT_EQ(cut, "\"" + std::string(200, 'a') + "\" (first 200 of 1000 bytes)");
+    EXPECT_EQ(agent::exec::outputExcerpt(std::string(200, 'b')), "\"" + std::string(200, 'b') + "\"");
+    EXPECT_EQ(agent::exec::outputExcerpt("abcdef", 3), "\"abc\" (first 3 of 6 bytes)");
 }
 
 TEST(PluginOutput, ResultMetricIsZeroWhenOkAndOneOtherwiseWithItsStatus) {
