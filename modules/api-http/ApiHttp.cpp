@@ -20,6 +20,7 @@
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
 
 #include <memory>
@@ -183,6 +184,7 @@ public:
     void stop() override {
         for (auto& server : servers_) server->stopAll(true);
         servers_.clear();
+        pools_.clear(); // after the servers that use them
         for (auto& file : socketFiles_) file.remove();
         socketFiles_.clear();
     }
@@ -201,7 +203,10 @@ private:
         params->setMaxQueued(static_cast<int>(queue_));
         params->setKeepAlive(true);
         params->setTimeout(Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(timeout_ * 1e6)));
-        servers_.push_back(std::make_unique<Poco::Net::HTTPServer>(factory, socket, params));
+        // A pool of its own per server: Poco's default pool (16 threads) would be shared by both
+        // servers and cap `threads`.
+        pools_.push_back(std::make_unique<Poco::ThreadPool>(1, static_cast<int>(threads_)));
+        servers_.push_back(std::make_unique<Poco::Net::HTTPServer>(factory, *pools_.back(), socket, params));
         servers_.back()->start();
     }
 
@@ -264,6 +269,7 @@ private:
     std::string socket_;
     mode_t socketMode_ = 0666;
     agent::Context* context_ = nullptr;
+    std::vector<std::unique_ptr<Poco::ThreadPool>> pools_;
     std::vector<std::unique_ptr<Poco::Net::HTTPServer>> servers_;
     std::vector<agent::api::UnixSocketFile> socketFiles_;
     std::mutex healthMutex_;
