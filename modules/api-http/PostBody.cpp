@@ -28,7 +28,8 @@ static_assert(kPostBodyPadding >= simdjson::SIMDJSON_PADDING, "kPostBodyPadding 
 
 constexpr std::size_t kMaxNameLength = 200; // as for plugin output: RUN. + name stays short
 
-// What the entry rules need to know about a JSON value. A null and an absent key are one case.
+// What the entry rules need to know about a JSON value. For name, timestamp and tags a null and an
+// absent key are one case; for value and fields a null is a point without a value (toMetric).
 enum class Kind { Null, Object, Array, String, Int64, UInt64, Double, Bool };
 
 template <typename Value>
@@ -168,6 +169,18 @@ std::optional<FieldValue> scalar(const typename Doc::Value& v) {
     }
 }
 
+// A field's value: a scalar, and a string that is a finite decimal number ("12.34") a double, as
+// the loda pipeline behind the Go agent stored it; any other string stays a string.
+template <typename Doc>
+std::optional<FieldValue> fieldValue(const typename Doc::Value& v) {
+    if (Doc::kind(v) == Kind::String) {
+        const std::string_view text = Doc::string(v);
+        if (double number = 0; parseDecimalNumber(text, number)) return FieldValue(number);
+        return FieldValue(std::string(text));
+    }
+    return scalar<Doc>(v);
+}
+
 std::string tagText(FieldValue&& value) {
     struct Text {
         std::string operator()(std::string&& s) const { return std::move(s); }
@@ -183,19 +196,47 @@ std::string tagText(FieldValue&& value) {
     return std::visit(Text{}, std::move(value));
 }
 
-template <typename Value>
-const Value* present(const std::optional<Value>& v, Kind kind) {
-    return v && kind != Kind::Null ? &*v : nullptr;
+// What became of one entry.
+enum class Outcome {
+    Taken,   // a metric
+    Skipped, // a point without a value (null): left out, counted, the rest of the body is taken
+    Bad,     // refuses the whole body
+};
+
+// The fields object of an entry into `out`; a null member is left out. False and `problem` when bad.
+template <typename Doc>
+bool readFields(const typename Doc::Value& fields, Metric& out, std::string& problem) {
+    auto members = Doc::members(fields);
+    if (members.empty()) {
+        problem = "fields is empty";
+        return false;
+    }
+    out.fields.reserve(members.size());
+    for (auto& [key, member] : members) {
+        if (!isValidName(key, kMaxNameLength)) {
+            problem = "field name " + quoted(key) + " does not match [0-9A-Za-z._-]+ (at most 200 characters)";
+            return false;
+        }
+        if (Doc::kind(member) == Kind::Null) continue;
+        std::optional<FieldValue> field = fieldValue<Doc>(member);
+        if (!field) {
+            problem = "field " + quoted(key) + " is " + kindName(Doc::kind(member)) + ", not a number, bool or string";
+            return false;
+        }
+        out.fields.push_back(Field{std::string(key), std::move(*field)});
+    }
+    return true;
 }
 
-// One entry to one metric; the error (with the entry's index) when the entry is bad.
+// One entry to one metric; the error (with the entry's index) when the entry is bad. A skipped
+// entry is checked all the same: a bad name or tag refuses the body even without a value.
 template <typename Doc>
-bool toMetric(const typename Doc::Value& entry, std::size_t index, const std::string& ns, Metric& out,
-              std::string& error) {
+Outcome toMetric(const typename Doc::Value& entry, std::size_t index, const std::string& ns, Metric& out,
+                 std::string& error) {
     using Value = typename Doc::Value;
     const auto fail = [&](const std::string& problem) {
         error = "entry " + std::to_string(index) + ": " + problem;
-        return false;
+        return Outcome::Bad;
     };
     EntryKeys<Value> keys;
     if (!Doc::entryKeys(entry, keys)) return fail("not an object but " + std::string(kindName(Doc::kind(entry))));
@@ -208,35 +249,23 @@ bool toMetric(const typename Doc::Value& entry, std::size_t index, const std::st
     if (!isValidName(name, kMaxNameLength))
         return fail("name " + quoted(name) + " does not match [0-9A-Za-z._-]+ (at most 200 characters)");
 
-    const Kind valueKind = kindOf(keys.value);
-    const Kind fieldsKind = kindOf(keys.fields);
-    const Value* value = present(keys.value, valueKind);
-    const Value* fields = present(keys.fields, fieldsKind);
-    if (value != nullptr && fields != nullptr) return fail("both value and fields; give one");
-    if (value == nullptr && fields == nullptr) return fail("value missing (or null) and no fields");
+    // value and fields count as given even when null: a null is a point without a value (the Go
+    // agent's clients send them; its pipeline left them out), not a missing key.
+    if (keys.value && keys.fields) return fail("both value and fields; give one");
+    if (!keys.value && !keys.fields) return fail("value missing and no fields");
 
     out = Metric();
     out.tags.reserve(4); // as makePoint: room for the host tag the bus adds
     out.ns = ns;
     out.name.reserve(4 + name.size());
     out.name.append("RUN.").append(name);
-    if (value != nullptr) {
-        std::optional<FieldValue> field = scalar<Doc>(*value);
+    if (const Kind valueKind = kindOf(keys.value); keys.value && valueKind != Kind::Null) {
+        std::optional<FieldValue> field = fieldValue<Doc>(*keys.value);
         if (!field) return fail("value is " + std::string(kindName(valueKind)) + ", not a number, bool or string");
         out.fields.push_back(Field{"value", std::move(*field)});
-    } else {
+    } else if (const Kind fieldsKind = kindOf(keys.fields); keys.fields && fieldsKind != Kind::Null) {
         if (fieldsKind != Kind::Object) return fail("fields is " + std::string(kindName(fieldsKind)) + ", not an object");
-        auto members = Doc::members(*fields);
-        if (members.empty()) return fail("fields is empty");
-        out.fields.reserve(members.size());
-        for (auto& [key, member] : members) {
-            if (!isValidName(key, kMaxNameLength))
-                return fail("field name " + quoted(key) + " does not match [0-9A-Za-z._-]+ (at most 200 characters)");
-            std::optional<FieldValue> field = scalar<Doc>(member);
-            if (!field)
-                return fail("field " + quoted(key) + " is " + kindName(Doc::kind(member)) + ", not a number, bool or string");
-            out.fields.push_back(Field{std::string(key), std::move(*field)});
-        }
+        if (std::string problem; !readFields<Doc>(*keys.fields, out, problem)) return fail(problem);
     }
 
     switch (const Kind kind = kindOf(keys.timestamp)) {
@@ -263,7 +292,18 @@ bool toMetric(const typename Doc::Value& entry, std::size_t index, const std::st
             out.setTag(std::string(key), tagText(std::move(*tag)));
         }
     }
-    return true;
+    return out.fields.empty() ? Outcome::Skipped : Outcome::Taken;
+}
+
+// Files an entry's outcome: its metric stays in metrics[taken] (the slot the next entry would
+// otherwise reuse), a skipped entry is counted. False when the entry refuses the body.
+bool record(Outcome outcome, PostParseResult& result, std::size_t& taken) {
+    switch (outcome) {
+    case Outcome::Taken: ++taken; return true;
+    case Outcome::Skipped: ++result.skipped; return true;
+    case Outcome::Bad: return false;
+    }
+    return false;
 }
 
 PostParseResult refuse(std::string error) {
@@ -310,10 +350,13 @@ PostParseResult parseWithSimdjson(std::string_view body, bool padded, const std:
     PostParseResult result;
     result.metrics.resize(list.size());
     std::size_t index = 0;
+    std::size_t taken = 0;
     for (const simdjson::dom::element entry : list) {
-        if (!toMetric<SimdjsonDocument>(entry, index, ns, result.metrics[index], result.error)) return refuse(std::move(result.error));
+        const Outcome outcome = toMetric<SimdjsonDocument>(entry, index, ns, result.metrics[taken], result.error);
+        if (!record(outcome, result, taken)) return refuse(std::move(result.error));
         ++index;
     }
+    result.metrics.resize(taken);
     result.ok = true;
     return result;
 }
@@ -431,10 +474,13 @@ PostParseResult parsePostBodyWithPoco(std::string_view body, const std::string& 
 
     PostParseResult result;
     result.metrics.resize(list.size());
+    std::size_t taken = 0;
     for (std::size_t index = 0; index < list.size(); ++index) {
-        if (!toMetric<PocoDocument>(list.get(static_cast<unsigned>(index)), index, ns, result.metrics[index], result.error))
-            return refuse(std::move(result.error));
+        const Outcome outcome =
+            toMetric<PocoDocument>(list.get(static_cast<unsigned>(index)), index, ns, result.metrics[taken], result.error);
+        if (!record(outcome, result, taken)) return refuse(std::move(result.error));
     }
+    result.metrics.resize(taken);
     result.ok = true;
     return result;
 }

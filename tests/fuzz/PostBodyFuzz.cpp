@@ -1,6 +1,6 @@
 // libFuzzer target: a POST /post body, straight from any client. The simdjson parser and the
-// Poco::JSON one must agree on it (same verdict, same metrics), every metric must be a valid
-// RUN.<name> in the namespace, and nothing may crash.
+// Poco::JSON one must agree on it (same verdict, same metrics, same skipped entries), every metric
+// must be a valid RUN.<name> in the namespace, and nothing may crash.
 #include "PostBody.h"
 
 #include <cstdint>
@@ -25,6 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const agent::api::PostParseResult poco = agent::api::parsePostBodyWithPoco(body, "ns");
     if (fast.ok != poco.ok) disagree("the verdict", fast, poco);
     if (fast.metrics.size() != poco.metrics.size()) disagree("the number of metrics", fast, poco);
+    if (fast.skipped != poco.skipped) disagree("the number of skipped entries", fast, poco);
+    if (!fast.ok && fast.skipped != 0) std::abort();
     if (!fast.ok && (!fast.metrics.empty() || fast.error.empty())) std::abort();
     // Entry errors are the same text; only JSON syntax errors are worded by each library.
     if (!fast.ok && fast.error.rfind("body is not valid JSON", 0) != 0 && fast.error != poco.error) disagree("the error", fast, poco);

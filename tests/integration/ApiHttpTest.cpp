@@ -1,6 +1,7 @@
 // The HTTP API of the real agent (api-http), with real HTTP clients: push with /post, the core's
 // routes, the plugin routes against a registry fixture and a git plugin, the token, error
-// statuses, and a unix socket.
+// statuses, unix sockets (listen = "unix:..." and [api-http] socket next to the TCP port), and an
+// agent without sinks.
 #include "GitServer.h"
 #include "RegistryFixture.h"
 #include "TestSupport.h"
@@ -16,8 +17,11 @@
 
 #include <csignal>
 #include <algorithm>
+#include <cerrno>
 #include <future>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace agent::test;
 
@@ -58,6 +62,39 @@ Reply call(int port, const std::string& method, const std::string& uri, const st
     return call(session, method, uri, body, token);
 }
 
+Reply callUnix(const std::string& path, const std::string& method, const std::string& uri, const std::string& body = "",
+               const std::string& token = "") {
+    Poco::Net::StreamSocket socket(Poco::Net::SocketAddress(Poco::Net::SocketAddress::UNIX_LOCAL, path));
+    Poco::Net::HTTPClientSession session(socket);
+    session.setTimeout(Poco::Timespan(30, 0));
+    return call(session, method, uri, body, token);
+}
+
+// What lstat says is at `path`: S_IFSOCK, S_IFLNK, ... with the permission bits; 0 when nothing is.
+mode_t fileMode(const std::string& path) {
+    struct stat info {};
+    return ::lstat(path.c_str(), &info) == 0 ? info.st_mode : 0;
+}
+
+bool isSocket(const std::string& path) { return S_ISSOCK(fileMode(path)); }
+
+// A socket file that nobody accepts on, as a killed agent leaves it.
+void makeStaleSocket(const std::string& path) {
+    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(Poco::Net::SocketAddress::UNIX_LOCAL, path));
+    socket.close();
+}
+
+// An agent with api-http (and the modules in `load`) on 127.0.0.1:`port` and no registry, git or
+// plugins: for the tests that need neither.
+std::string plainConfig(const TempDir& dir, const std::string& load, const std::string& apiSection) {
+    return writeAgentConfig(dir, AGENT_MODULE_DIR, load,
+                            "[api-http]\n" + apiSection + "[sink-file]\npath = \"" + dir / "metrics.lp" + "\"\n");
+}
+
+std::string agentOutput(const TempDir& dir, const CommandResult& result) {
+    return result.out + result.err + readFile(dir / "log/agent.log");
+}
+
 std::string gitTemplate(const GitServer& git) {
     const std::string bare = git.barePath("ops/x");
     return "file://" + bare.substr(0, bare.size() - std::string("ops/x.git").size()) + "%s.git";
@@ -85,10 +122,12 @@ protected:
                                std::chrono::seconds(30)) && agent_->running())
             << readFile(dir_ / "log/agent.log") << agent_->err();
     }
-    void TearDown() override {
+    void TearDown() override { stopAgent(); }
+    void stopAgent() {
         if (!agent_) return;
         agent_->signal(SIGTERM);
         EXPECT_EQ(agent_->wait(std::chrono::seconds(15)), 0) << readFile(dir_ / "log/agent.log");
+        agent_.reset();
     }
 
     TempDir dir_;
@@ -269,4 +308,105 @@ TEST(ApiHttp, FullSpoolAnswers503WithRetryAfterAndTakesNothing) {
     EXPECT_TRUE(contains(metrics, "agent_sink_points_dropped_total{sink=\"sink-influx\"} 0\n")) << metrics;
     agent.signal(SIGTERM);
     EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
+}
+
+TEST_F(ApiHttpTest, PostWorksOverTheUnixSocketAndTheTcpPortWithTheSameToken) {
+    const int port = freePort();
+    const std::string socketPath = dir_ / "api.sock";
+    startAgent("127.0.0.1:" + std::to_string(port), "token = \"s3cret\"\nsocket = \"" + socketPath + "\"\n", false);
+    ASSERT_TRUE(isSocket(socketPath));
+    EXPECT_EQ(fileMode(socketPath) & 07777, 0666u); // socket_mode's default: anyone local, as the loopback port
+
+    EXPECT_EQ(call(port, "POST", "/post?ns=ops", R"([{"name": "tcp", "value": 1}])").status, 401);
+    EXPECT_EQ(callUnix(socketPath, "POST", "/post?ns=ops", R"([{"name": "unix", "value": 1}])").status, 401);
+    EXPECT_EQ(callUnix(socketPath, "GET", "/me/ns", "", "wrong").status, 401);
+    EXPECT_EQ(callUnix(socketPath, "GET", "/healthz").status, 200);
+
+    const Reply overTcp = call(port, "POST", "/post?ns=ops", R"([{"name": "tcp", "value": 1}])", "s3cret");
+    EXPECT_EQ(overTcp.status, 200) << overTcp.body;
+    EXPECT_EQ(overTcp.body, R"({"accepted":1})");
+    const Reply overSocket = callUnix(socketPath, "POST", "/post?ns=ops", R"([{"name": "unix", "value": 2}])", "s3cret");
+    EXPECT_EQ(overSocket.status, 200) << overSocket.body;
+    EXPECT_EQ(overSocket.body, R"({"accepted":1})");
+    EXPECT_TRUE(eventually([&] {
+        const std::string stored = readFile(dir_ / "metrics.lp");
+        return contains(stored, "RUN.tcp,ns=ops,host=test-host value=1i ") && contains(stored, "RUN.unix,ns=ops,host=test-host value=2i ");
+    })) << readFile(dir_ / "metrics.lp");
+    // Only the posts with the token were taken.
+    EXPECT_TRUE(contains(call(port, "GET", "/metrics", "", "s3cret").body, "agent_sink_points_in_total{sink=\"sink-file\"} 2\n"));
+}
+
+TEST_F(ApiHttpTest, AStaleSocketFileIsReplacedAndTheSocketIsRemovedAtStop) {
+    const std::string socketPath = dir_ / "api.sock";
+    makeStaleSocket(socketPath);
+    ASSERT_TRUE(isSocket(socketPath));
+    startAgent("127.0.0.1:" + std::to_string(freePort()), "socket = \"" + socketPath + "\"\nsocket_mode = \"0600\"\n", false);
+    EXPECT_EQ(fileMode(socketPath) & 07777, 0600u);
+    const Reply posted = callUnix(socketPath, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
+    EXPECT_EQ(posted.status, 200) << posted.body;
+    stopAgent();
+    EXPECT_EQ(fileMode(socketPath), 0u) << "the socket file is still there after the agent stopped";
+}
+
+TEST_F(ApiHttpTest, ASymlinkedSocketPathIsServedAtItsTargetAndTheLinkIsKept) {
+    // As systemd-tmpfiles sets it up: /run/monitor-agent.sock -> the agent's runtime directory.
+    ASSERT_EQ(::mkdir((dir_ / "run").c_str(), 0755), 0);
+    const std::string link = dir_ / "monitor-agent.sock";
+    ASSERT_EQ(::symlink("run/agent.sock", link.c_str()), 0); // relative to the link's directory
+    startAgent("127.0.0.1:" + std::to_string(freePort()), "socket = \"" + link + "\"\n", false);
+    EXPECT_TRUE(S_ISLNK(fileMode(link)));
+    EXPECT_TRUE(isSocket(dir_ / "run/agent.sock"));
+    const Reply posted = callUnix(link, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
+    EXPECT_EQ(posted.status, 200) << posted.body;
+    stopAgent();
+    EXPECT_EQ(fileMode(dir_ / "run/agent.sock"), 0u);
+    EXPECT_TRUE(S_ISLNK(fileMode(link))) << "the link belongs to tmpfiles, not to the agent";
+}
+
+TEST(ApiHttp, ASocketInUseOrAFileThatIsNoSocketFailsTheStartAndIsLeftAlone) {
+    TempDir dir;
+    const std::string socketPath = dir / "api.sock";
+    const std::string config = plainConfig(dir, "[\"api-http\", \"sink-file\"]", "socket = \"" + socketPath + "\"\n");
+    const std::vector<std::string> run = {kAgent, "run", "-f", config, "-Dagent.listen=127.0.0.1:" + std::to_string(freePort())};
+    {
+        Poco::Net::ServerSocket other(Poco::Net::SocketAddress(Poco::Net::SocketAddress::UNIX_LOCAL, socketPath));
+        const CommandResult result = runCommand(run, {}, std::chrono::seconds(60));
+        EXPECT_NE(result.exitCode, 0);
+        EXPECT_TRUE(contains(agentOutput(dir, result), "the socket " + socketPath + " is in use by another process"))
+            << agentOutput(dir, result);
+        EXPECT_TRUE(isSocket(socketPath)) << "the other process's socket was removed";
+    }
+    ASSERT_EQ(::unlink(socketPath.c_str()), 0);
+    writeFile(socketPath, "not a socket\n");
+    const CommandResult result = runCommand(run, {}, std::chrono::seconds(60));
+    EXPECT_NE(result.exitCode, 0);
+    EXPECT_TRUE(contains(agentOutput(dir, result), socketPath + " exists and is not a socket")) << agentOutput(dir, result);
+    EXPECT_EQ(readFile(socketPath), "not a socket\n");
+}
+
+TEST(ApiHttp, ABadSocketModeIsAConfigErrorNamingTheKey) {
+    TempDir dir;
+    const std::string config = plainConfig(dir, "[\"api-http\", \"sink-file\"]", "socket = \"" + dir / "api.sock" + "\"\n");
+    for (const std::string mode : {"0999", "1777", "rw", "-1"}) {
+        const CommandResult check = runCommand({kAgent, "check", "-f", config, "-Dagent.listen=127.0.0.1:1", "-Dapi-http.socket_mode=" + mode});
+        EXPECT_EQ(check.exitCode, 1) << mode << ": " << check.out << check.err;
+        EXPECT_TRUE(contains(check.out, "[api-http] socket_mode: \"" + mode + "\" is not an octal mode")) << check.out << check.err;
+    }
+}
+
+TEST(ApiHttp, AnAgentWithoutSinksStartsAndRefusesPostsWith503) {
+    TempDir dir;
+    const int port = freePort();
+    const std::string config = writeAgentConfig(dir, AGENT_MODULE_DIR, "[\"api-http\"]", "");
+    BackgroundProcess agent({kAgent, "run", "-f", config, "-Dagent.listen=127.0.0.1:" + std::to_string(port)}, dir.path());
+    ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "log/agent.log"), "started: pid") || !agent.running(); },
+                           std::chrono::seconds(30)) && agent.running())
+        << readFile(dir / "log/agent.log") << agent.err();
+    EXPECT_EQ(call(port, "GET", "/healthz").status, 200);
+    const Reply posted = call(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
+    EXPECT_EQ(posted.status, 503);
+    EXPECT_EQ(posted.body, R"({"error":"no sink is loaded: this agent stores no metrics"})");
+    EXPECT_EQ(posted.retryAfter, "") << "retrying does not help: no Retry-After";
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0) << readFile(dir / "log/agent.log");
 }

@@ -25,6 +25,7 @@ PostParseResult parseBoth(const std::string& body) {
         EXPECT_EQ(fast.error, poco.error) << body;
     }
     EXPECT_EQ(fast.metrics.size(), poco.metrics.size()) << body;
+    EXPECT_EQ(fast.skipped, poco.skipped) << body;
     for (std::size_t i = 0; i < std::min(fast.metrics.size(), poco.metrics.size()); ++i) {
         const agent::Metric& a = fast.metrics[i];
         const agent::Metric& b = poco.metrics[i];
@@ -51,6 +52,7 @@ PostParseResult parseBoth(const std::string& body) {
     EXPECT_EQ(noCopy.ok, fast.ok);
     EXPECT_EQ(noCopy.error, fast.error);
     EXPECT_EQ(noCopy.metrics.size(), fast.metrics.size());
+    EXPECT_EQ(noCopy.skipped, fast.skipped);
     return fast;
 }
 
@@ -189,16 +191,17 @@ TEST(PostBody, EachKindOfBadEntryRefusesTheWholeBodyNamingTheEntry) {
     expectRefused(R"([{"value": 1}])", "entry 0: name missing");
     expectRefused(R"([{"name": null, "value": 1}])", "entry 0: name missing");
     expectRefused(R"([{"name": 5, "value": 1}])", "entry 0: name is a number, not a string");
-    expectRefused("[" + good + R"({"name": "x"}])", "entry 1: value missing (or null) and no fields");
-    expectRefused(R"([{"name": "x", "value": null}])", "entry 0: value missing (or null) and no fields");
+    expectRefused("[" + good + R"({"name": "x"}])", "entry 1: value missing and no fields");
+    expectRefused(R"([{"name": "x", "timestamp": 1, "tags": {}}])", "entry 0: value missing and no fields");
     expectRefused(R"([{"name": "x", "value": {"a": 1}}])", "entry 0: value is an object, not a number, bool or string");
     expectRefused(R"([{"name": "x", "value": [1]}])", "entry 0: value is a list, not a number, bool or string");
     expectRefused(R"([{"name": "x", "value": 1, "fields": {"a": 1}}])", "entry 0: both value and fields; give one");
+    expectRefused(R"([{"name": "x", "value": null, "fields": {"a": 1}}])", "entry 0: both value and fields; give one");
     expectRefused(R"([{"name": "x", "fields": [1]}])", "entry 0: fields is a list, not an object");
     expectRefused(R"([{"name": "x", "fields": {}}])", "entry 0: fields is empty");
     expectRefused(R"([{"name": "x", "fields": {"a b": 1}}])",
                   R"(entry 0: field name "a b" does not match [0-9A-Za-z._-]+ (at most 200 characters))");
-    expectRefused(R"([{"name": "x", "fields": {"a": null}}])", R"(entry 0: field "a" is null, not a number, bool or string)");
+    expectRefused(R"([{"name": "x", "fields": {"a": 1, "b": [2]}}])", R"(entry 0: field "b" is a list, not a number, bool or string)");
     expectRefused(R"([{"name": "x", "value": 1, "tags": ["a"]}])", "entry 0: tags is a list, not an object");
     expectRefused(R"([{"name": "x", "value": 1, "tags": "a=b"}])", "entry 0: tags is a string, not an object");
     expectRefused(R"([{"name": "x", "value": 1, "tags": {"z": {"a": 1}, "b": "ok"}}])",
@@ -263,4 +266,87 @@ TEST(PostBody, AtMostAMillionEntriesAreAccepted) {
     EXPECT_FALSE(fast.ok);
     EXPECT_EQ(fast.error, "body has more than 1000000 entries");
     EXPECT_EQ(parsePostBodyWithPoco(body, "ops").error, "body has more than 1000000 entries");
+}
+
+TEST(PostBody, DecimalNumberStringsBecomeDoublesInValueAndFields) {
+    const PostParseResult result = parseBoth(
+        R"([{"name": "a", "value": "12.34"}, {"name": "b", "value": "-1e3"}, {"name": "c", "value": ".5"},
+            {"name": "d", "value": "42"}, {"name": "e", "value": "+7.25E-1"},
+            {"name": "f", "fields": {"n": "0.001", "s": "up", "i": 3}}])");
+    ASSERT_TRUE(result.ok) << result.error;
+    ASSERT_EQ(result.metrics.size(), 6u);
+    EXPECT_EQ(std::get<double>(result.metrics[0].fields[0].value), 12.34);
+    EXPECT_EQ(std::get<double>(result.metrics[1].fields[0].value), -1000.0);
+    EXPECT_EQ(std::get<double>(result.metrics[2].fields[0].value), 0.5);
+    EXPECT_EQ(std::get<double>(result.metrics[3].fields[0].value), 42.0); // a double, as the loda pipeline stored it
+    EXPECT_EQ(std::get<double>(result.metrics[4].fields[0].value), 0.725);
+    const agent::Metric& fields = result.metrics[5];
+    ASSERT_EQ(fields.fields.size(), 3u);
+    EXPECT_EQ(std::get<std::int64_t>(fields.fields[0].value), 3);  // i
+    EXPECT_EQ(std::get<double>(fields.fields[1].value), 0.001);    // n
+    EXPECT_EQ(std::get<std::string>(fields.fields[2].value), "up"); // s
+}
+
+TEST(PostBody, StringsThatAreNotFiniteDecimalNumbersStayStrings) {
+    const std::vector<std::string> texts = {"abc", "1e999", "-1e999", "inf", "-Infinity", "nan", " 1 ", "1 ", "0x10",
+                                            "", "1.2.3", "1e", ".", "-", "1,5", "12abc"};
+    std::string body = "[";
+    for (std::size_t i = 0; i < texts.size(); ++i)
+        body += std::string(i ? "," : "") + R"({"name": "s", "value": ")" + texts[i] + R"("})";
+    body += R"(, {"name": "f", "fields": {"x": "inf", "y": "1.5"}}])";
+    const PostParseResult result = parseBoth(body);
+    ASSERT_TRUE(result.ok) << result.error;
+    ASSERT_EQ(result.metrics.size(), texts.size() + 1);
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+        const auto* text = std::get_if<std::string>(&result.metrics[i].fields[0].value);
+        ASSERT_NE(text, nullptr) << "\"" << texts[i] << "\" became a number";
+        EXPECT_EQ(*text, texts[i]);
+    }
+    EXPECT_EQ(std::get<std::string>(result.metrics.back().fields[0].value), "inf");
+    EXPECT_EQ(std::get<double>(result.metrics.back().fields[1].value), 1.5);
+}
+
+TEST(PostBody, TagValuesAreLeftAsSentForTheBusToTidy) {
+    const PostParseResult result = parseBoth(R"([{"name": "t", "value": 1, "tags": {"role": " web server 1 ", "n": "12.50"}}])");
+    ASSERT_TRUE(result.ok) << result.error;
+    EXPECT_EQ(*result.metrics.at(0).findTag("role"), " web server 1 ");
+    EXPECT_EQ(*result.metrics.at(0).findTag("n"), "12.50"); // a tag is text: no number conversion
+}
+
+TEST(PostBody, EntriesWithNullValuesAreSkippedAndCountedAndTheRestIsTaken) {
+    const PostParseResult result = parseBoth(
+        R"([{"name": "a", "value": null}, {"name": "b", "value": 1},
+            {"name": "c", "fields": null}, {"name": "d", "fields": {"x": null, "y": null}},
+            {"name": "e", "fields": {"x": null, "y": "2.5", "z": true}, "tags": {"k": "v"}},
+            {"name": "f", "value": null, "timestamp": 1700000000, "tags": {"k": "v"}}])");
+    ASSERT_TRUE(result.ok) << result.error;
+    EXPECT_EQ(result.skipped, 4u);
+    ASSERT_EQ(result.metrics.size(), 2u);
+    EXPECT_EQ(result.metrics[0].name, "RUN.b");
+    EXPECT_EQ(std::get<std::int64_t>(result.metrics[0].fields.at(0).value), 1);
+    const agent::Metric& e = result.metrics[1];
+    EXPECT_EQ(e.name, "RUN.e");
+    EXPECT_EQ(*e.findTag("k"), "v");
+    ASSERT_EQ(e.fields.size(), 2u); // the null x is left out
+    EXPECT_EQ(e.fields[0].key, "y");
+    EXPECT_EQ(std::get<double>(e.fields[0].value), 2.5);
+    EXPECT_EQ(e.fields[1].key, "z");
+
+    const PostParseResult allNull = parseBoth(R"([{"name": "a", "value": null}, {"name": "b", "value": null}])");
+    ASSERT_TRUE(allNull.ok) << allNull.error;
+    EXPECT_TRUE(allNull.metrics.empty());
+    EXPECT_EQ(allNull.skipped, 2u);
+    EXPECT_EQ(parseBoth(R"([{"name": "b", "value": 1}])").skipped, 0u);
+}
+
+TEST(PostBody, ASkippedEntryIsCheckedLikeTheOthers) {
+    expectRefused(R"([{"name": "a", "value": null}, {"name": "bad name", "value": null}])",
+                  R"(entry 1: name "bad name" does not match [0-9A-Za-z._-]+ (at most 200 characters))");
+    expectRefused(R"([{"name": "a", "value": null, "tags": ["x"]}])", "entry 0: tags is a list, not an object");
+    expectRefused(R"([{"name": "a", "value": null, "timestamp": "now"}])", "entry 0: timestamp is a string, not a number");
+    expectRefused(R"([{"name": "a", "fields": {"bad key": null}}])",
+                  R"(entry 0: field name "bad key" does not match [0-9A-Za-z._-]+ (at most 200 characters))");
+    expectRefused(R"([{"name": "a", "fields": {}}])", "entry 0: fields is empty");
+    // A refused body counts nothing as skipped.
+    EXPECT_EQ(parseBoth(R"([{"name": "a", "value": null}, {"name": "b", "value": [1]}])").skipped, 0u);
 }
