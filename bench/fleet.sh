@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A fleet on this machine: AGENTS agents (default 200) against one registry, one git daemon
 # serving ten plugin repositories, each agent with its own host name, state, plugins and sink
-# file. Phases of up to PHASE_SECONDS each (default 150): every agent starts at once; the registry
+# file. Phases of up to PHASE_SECONDS each (default 200): every agent starts at once; the registry
 # changes (a plugin added, one removed, one interval shortened); every agent restarts at once.
 # Prints the registry's and the git server's requests per second, how long the fleet took to run
 # every plugin and to apply the change, PSS and CPU per agent, points delivered against
@@ -11,7 +11,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 agents=${1:-200}
-phase=${2:-150}
+phase=${2:-200}
 build=${BUILD:-build}
 
 [[ $(id -u) -eq 0 ]] || { echo "fleet: needs root (plugins run as nobody)" >&2; exit 1; }

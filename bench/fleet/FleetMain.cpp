@@ -19,6 +19,7 @@
 #include <Poco/StreamCopier.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -39,7 +40,7 @@ using namespace agent::test;
 namespace {
 
 constexpr int kPlugins = 10;           // fleet/p0 .. fleet/p9 at start
-constexpr int kRegistryInterval = 30;  // [agent] registry_interval of every agent, seconds
+constexpr int kRegistryInterval = 60;  // [agent] registry_interval of every agent (registry_splay 60 s, the default)
 constexpr int kPluginInterval = 30;    // the registry's interval of every plugin, seconds
 const std::string kAdded = "p10";      // the change: p10 added,
 const std::string kRemoved = "p9";     // p9 removed,
@@ -95,6 +96,8 @@ struct Agent {
     int apiPort = 0;
     std::unique_ptr<BackgroundProcess> process;
     std::uintmax_t offset = 0;                  // of metrics.lp, read so far
+    std::uintmax_t logOffset = 0;               // of log/agent.log, read so far
+    double applied = 0;                         // last "registry (registry): namespaces" line seen
     std::map<std::string, double> firstSeen;    // plugin -> first result metric in this phase
     std::map<std::string, double> lastSeen;     // plugin -> last result metric
     std::uint64_t acknowledged = 0;             // points_in of earlier runs (before a restart)
@@ -137,9 +140,10 @@ public:
         // --- start
         const double started = now();
         startAll();
-        const double allRunning = waitForPlugins(started, allPlugins(), "every agent runs every plugin");
+        waitForPlugins(started, allPlugins(), "every agent runs every plugin");
         measureSteadyState();
-        report("start", started, allRunning);
+        settle(started);
+        report("start", started, now());
 
         // --- change
         const double changed = now();
@@ -148,7 +152,8 @@ public:
             entries.push_back(pluginEntry("p" + std::to_string(i), "p" + std::to_string(i) == kShortened ? 10 : kPluginInterval));
         entries.push_back(pluginEntry(kAdded, kPluginInterval));
         registry_.setNamespace("fleet", "1", entries);
-        const double applied = waitForPlugins(changed, {kAdded}, "every agent applied the change (runs " + kAdded + ")");
+        waitForApplied(changed);
+        const double applied = waitForPlugins(changed, {kAdded}, "every agent runs the added plugin " + kAdded);
         // Let one more period pass, then check the removed plugin stopped everywhere.
         std::this_thread::sleep_for(std::chrono::seconds(kPluginInterval + 5));
         readSinks();
@@ -157,8 +162,9 @@ public:
             auto it = agent.lastSeen.find(kRemoved);
             if (it != agent.lastSeen.end() && it->second > changed + applied + 1) ++stillRunning;
         }
-        std::cout << "change: agents still running the removed plugin " << kRemoved << " a period after: " << stillRunning << "\n";
-        report("change", changed, applied);
+        std::cout << "  agents still running the removed plugin " << kRemoved << " a period after: " << stillRunning << "\n";
+        settle(changed);
+        report("change", changed, now());
 
         // --- mass restart
         scrapeAll();
@@ -171,11 +177,11 @@ public:
         std::vector<std::string> after;
         for (int i = 0; i < kPlugins - 1; ++i) after.push_back("p" + std::to_string(i));
         after.push_back(kAdded);
-        const double rerunning = waitForPlugins(restarted, after, "every agent runs every plugin again");
-        report("restart", restarted, rerunning);
+        waitForPlugins(restarted, after, "every agent runs every plugin again");
+        settle(restarted);
+        report("restart", restarted, now());
 
         // --- the end: nothing acknowledged may be missing from the sink files
-        std::this_thread::sleep_for(std::chrono::seconds(5));
         scrapeAll();
         stopAll();
         readSinks();
@@ -280,6 +286,50 @@ private:
         }
     }
 
+    // A phase lasts at least two registry polls (interval + splay, twice): its figures then hold
+    // the first polls after the event and the regular ones that follow.
+    void settle(double since) {
+        const double until = since + std::min<double>(phaseSeconds_, 2.0 * kRegistryInterval + 30);
+        while (now() < until) {
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+            readSinks();
+        }
+    }
+
+    // Seconds until every agent logged that it applied a new registry answer.
+    void waitForApplied(double since) {
+        while (now() - since < phaseSeconds_) {
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+            readLogs();
+            double last = 0;
+            int pending = 0;
+            for (const Agent& agent : agents_) {
+                if (agent.applied < since) ++pending;
+                else last = std::max(last, agent.applied);
+            }
+            if (pending == 0) {
+                std::cout << "  every agent applied the registry change after " << fixed1(last - since)
+                          << " s (registry_interval " << kRegistryInterval << " s + splay up to 60 s)\n";
+                return;
+            }
+        }
+        std::cout << "  NOT every agent applied the registry change within " << phaseSeconds_ << " s\n";
+    }
+
+    void readLogs() {
+        const double t = now();
+        for (Agent& agent : agents_) {
+            std::ifstream in(agent.dir + "/log/agent.log");
+            in.seekg(static_cast<std::streamoff>(agent.logOffset));
+            std::string line;
+            while (std::getline(in, line)) {
+                if (in.eof()) break;
+                agent.logOffset += line.size() + 1;
+                if (line.find("registry (registry): namespaces") != std::string::npos) agent.applied = t;
+            }
+        }
+    }
+
     // Seconds since `since` until every agent's sink holds a result metric of each of `plugins`
     // seen after `since`; -1 when the phase ended first.
     double waitForPlugins(double since, const std::vector<std::string>& plugins, const std::string& what) {
@@ -360,24 +410,30 @@ private:
 
     // Per-second registry requests in [from, from + phase): the busiest second against the mean of
     // the minute around it (30 s either side, within the phase).
-    void report(const std::string& phase, double from, double) {
-        const std::vector<double> times = registry_.requestTimes();
+    void report(const std::string& phase, double from, double to) {
+        const long seconds = static_cast<long>(to - from);
         std::map<long, int> perSecond;
-        for (double t : times) {
-            if (t >= from && t < from + phaseSeconds_) ++perSecond[static_cast<long>(t - from)];
+        for (double t : registry_.requestTimes()) {
+            if (t >= from && t < from + static_cast<double>(seconds)) ++perSecond[static_cast<long>(t - from)];
         }
-        printBusiest("registry requests/s", phase, perSecond);
+        printBusiest("registry requests/s", phase, perSecond, seconds, 3); // a poll: namespaces, entries, report
         std::map<long, int> git;
         {
             std::lock_guard<std::mutex> lock(gitMutex_);
             for (double t : gitTimes_) {
-                if (t >= from && t < from + phaseSeconds_) ++git[static_cast<long>(t - from)];
+                if (t >= from && t < from + static_cast<double>(seconds)) ++git[static_cast<long>(t - from)];
             }
         }
-        printBusiest("git connections/s", phase, git);
+        printBusiest("git connections/s", phase, git, seconds, 1);
     }
 
-    void printBusiest(const std::string& what, const std::string& phase, const std::map<long, int>& perSecond) {
+    // The busiest second against the mean of the minute around it and of the busy window (first
+    // to last second with any request). Events that arrive at random, spread evenly, already
+    // make a busiest second above the mean: "random" is what Poisson arrivals at the busy
+    // window's rate would give as the busiest of its seconds (the 95th percentile), to tell
+    // noise from a stampede.
+    void printBusiest(const std::string& what, const std::string& phase, const std::map<long, int>& perSecond,
+                      long seconds, int clump) {
         if (perSecond.empty()) {
             std::cout << "  " << phase << ": " << what << ": none\n";
             return;
@@ -389,7 +445,7 @@ private:
             if (count > perSecond.at(busiest)) busiest = second;
         }
         const long lo = std::max<long>(0, busiest - 30);
-        const long hi = std::min<long>(phaseSeconds_ - 1, lo + 59);
+        const long hi = std::min<long>(seconds - 1, lo + 59);
         int around = 0;
         for (long s = lo; s <= hi; ++s) around += perSecond.count(s) ? perSecond.at(s) : 0;
         const double mean = static_cast<double>(around) / static_cast<double>(hi - lo + 1);
@@ -399,7 +455,21 @@ private:
         std::cout << "  " << phase << ": " << what << ": " << total << " in all, busiest second " << perSecond.at(busiest)
                   << " (at +" << busiest << " s), mean over the minute around it " << fixed2(mean) << " (ratio "
                   << fixed2(perSecond.at(busiest) / mean) << "), mean over the busy window +" << first << "..+" << last
-                  << " s " << fixed2(busyMean) << " (ratio " << fixed2(perSecond.at(busiest) / busyMean) << ")\n";
+                  << " s " << fixed2(busyMean) << " (ratio " << fixed2(perSecond.at(busiest) / busyMean)
+                  << "); random arrivals would give a busiest second of " << randomBusiest(busyMean / clump, last - first + 1) * clump
+                  << " (95th percentile)\n";
+    }
+
+    // The 95th percentile of the largest of `seconds` Poisson(`rate`) counts.
+    static int randomBusiest(double rate, long seconds) {
+        double cdf = 0;
+        double term = std::exp(-rate);
+        for (int k = 0; k < 10000; ++k) {
+            cdf += term;
+            if (std::pow(cdf, static_cast<double>(seconds)) >= 0.95) return k;
+            term *= rate / (k + 1);
+        }
+        return 10000;
     }
 
     // Follows git daemon's log (--verbose: "[pid] Connection from ...", "[pid] Disconnected") and,
@@ -497,7 +567,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     const int agents = argc > 3 ? std::atoi(argv[3]) : 200;
-    const int phase = argc > 4 ? std::atoi(argv[4]) : 150;
+    const int phase = argc > 4 ? std::atoi(argv[4]) : 200;
     if (agents < 1 || agents > 2000 || phase < 30) {
         std::cerr << "fleet_driver: AGENTS must be 1 to 2000 and PHASE_SECONDS at least 30\n";
         return 2;

@@ -13,10 +13,14 @@
 #include <algorithm>
 #include <map>
 
+#include <unistd.h>
+
 namespace agent {
 namespace {
 
 const std::vector<std::string> kCoreSections = {"agent", "output", "log", "modules"};
+// Where the Go agent served its API for local clients, next to its TCP port.
+const char* const kGoAgentSocket = "/var/run/monitor-agent.sock";
 
 // When the modules are derived from a Go agent's config (no [modules] load), a section named with
 // one of these prefixes asks for the module of that name. Only the config goes by name; what a
@@ -73,6 +77,32 @@ bool kindMatches(TomlConfiguration::ValueKind kind, ConfigType type) {
     case ConfigType::StringList: return kind == Kind::StringList;
     }
     return false;
+}
+
+// The Go agent also served its API on a unix socket at a fixed path, where lodastack/sdk-go
+// clients post. A Go agent's file therefore implies [api-http] socket = that path, unless the file
+// sets the key ("" turns it off). Where this process may not create the socket (the directory is
+// not writable: an unprivileged agent without the packaged /run link), the API serves TCP only, and
+// the reason is said like a skipped module's.
+void deriveGoAgentSocket(TomlConfiguration& toml, AgentSettings& s) {
+    if (std::find(s.modules.begin(), s.modules.end(), "api-http") == s.modules.end()) return;
+    if (toml.info("api-http.socket") != nullptr) return;
+    std::string target = kGoAgentSocket;
+    // systemd's tmpfiles may make the path a link into the agent's runtime directory: the socket is
+    // created where the link points (one level, relative to the link's directory).
+    char link[4096];
+    const ssize_t n = readlink(target.c_str(), link, sizeof link - 1);
+    if (n > 0) {
+        std::string resolved(link, static_cast<std::size_t>(n));
+        target = resolved[0] == '/' ? resolved : Poco::Path(target).parent().toString() + resolved;
+    }
+    const std::string directory = Poco::Path(target).parent().toString();
+    if (access(directory.c_str(), W_OK | X_OK) != 0) {
+        s.skippedModules.push_back(std::string("api-http socket ") + kGoAgentSocket + ": " + directory +
+                                   " is not writable by this process, so the API serves TCP only");
+        return;
+    }
+    toml.setDerived("api-http.socket", kGoAgentSocket);
 }
 
 } // namespace
@@ -325,6 +355,7 @@ void AgentConfig::readSettings(const std::string& defaultModuleDir) {
                                            s.listen + "\", so the HTTP API is off");
             }
         }
+        deriveGoAgentSocket(*toml_, s);
     }
     errors.throwIfAny();
 }

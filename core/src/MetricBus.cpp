@@ -424,7 +424,10 @@ void MetricBus::stop(double maxDrainSeconds) {
 
 PublishResult MetricBus::publish(Batch&& batch, OverflowPolicy policy) {
     PublishResult result;
-    if (batch.empty()) return result;
+    if (batch.empty()) {
+        result.noSink = sinks_.empty(); // an empty batch is refused like any other when nothing stores it
+        return result;
+    }
     const std::int64_t now = wallSeconds();
     for (Metric& metric : batch) {
         normalizeForSink(metric, hostname_, now);

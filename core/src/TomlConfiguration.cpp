@@ -115,6 +115,14 @@ void TomlConfiguration::setFromCommandLine(const std::string& key, const std::st
         info_[key.substr(0, dot)] = {0, ValueKind::Table};
 }
 
+void TomlConfiguration::setDerived(const std::string& key, const std::string& value) {
+    setRaw(key, value);
+    info_[key] = {0, ValueKind::String, true};
+    const auto dot = key.find('.');
+    if (dot != std::string::npos && info_.find(key.substr(0, dot)) == info_.end())
+        info_[key.substr(0, dot)] = {0, ValueKind::Table, true};
+}
+
 const TomlConfiguration::KeyInfo* TomlConfiguration::info(const std::string& key) const {
     auto it = info_.find(key);
     return it == info_.end() ? nullptr : &it->second;
@@ -123,6 +131,7 @@ const TomlConfiguration::KeyInfo* TomlConfiguration::info(const std::string& key
 std::string TomlConfiguration::locate(const std::string& key) const {
     const KeyInfo* keyInfo = info(key);
     if (keyInfo == nullptr) return {};
+    if (keyInfo->derived) return sourceName_ + " (" + key + " derived from a Go agent's config)";
     if (keyInfo->kind == ValueKind::CommandLine || keyInfo->line == 0) return "command line (-D" + key + ")";
     return sourceName_ + ":" + std::to_string(keyInfo->line);
 }

@@ -26,6 +26,7 @@ public:
     struct KeyInfo {
         int line = 0;
         ValueKind kind = ValueKind::String;
+        bool derived = false; // set by the agent, not written in the file (setDerived)
     };
 
     // Parses a file; throws ConfigFileError when it is missing, unreadable or not valid TOML.
@@ -35,6 +36,9 @@ public:
 
     // Applies -Dsection.key=value; typed later against the schema of the section.
     void setFromCommandLine(const std::string& key, const std::string& value);
+    // Sets a string the file did not write but its kind implies (a Go agent's file implies the
+    // socket that agent served); typed and validated like the file's own keys.
+    void setDerived(const std::string& key, const std::string& value);
 
     const std::string& sourceName() const { return sourceName_; }
     // Information on a key ("section.key") or a section ("section"); nullptr when absent.

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <Poco/File.h>
 
 #include <csignal>
@@ -210,8 +212,13 @@ TEST(AgentCli, GoAgentFilesWithNsqAndWithInfluxOutputsRun) {
         ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "log/agent.log"), "started: pid"); }))
             << output << agent.err() << readFile(dir / "log/agent.log");
         EXPECT_TRUE(contains(readFile(dir / "log/agent.log"), "module sink-" + output + " started")) << output;
+        // The Go agent's unix socket is served too, and removed at stop.
+        const std::string socket = "/var/run/monitor-agent.sock";
+        const bool derived = access("/var/run", W_OK | X_OK) == 0;
+        if (derived) EXPECT_TRUE(fileExists(socket)) << output << readFile(dir / "log/agent.log");
         agent.signal(SIGTERM);
         EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0) << output;
+        if (derived) EXPECT_FALSE(fileExists(socket)) << output;
     }
 }
 

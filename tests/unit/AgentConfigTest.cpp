@@ -7,6 +7,8 @@
 
 #include <fstream>
 
+#include <unistd.h>
+
 using agent::AgentConfig;
 using agent::ConfigError;
 using agent::ConfigFileError;
@@ -221,4 +223,24 @@ TEST(ModuleConfig, ValuesComeFromTheSectionThenTheInheritedKeyThenTheDefault) {
     EXPECT_EQ(section.where("topic"), "test.toml:4");
     EXPECT_EQ(section.where("servers"), "test.toml:2"); // inherited: where [output] servers is
     EXPECT_EQ(section.where("format"), "[sink-y]");
+}
+
+// The Go agent also served its API on /var/run/monitor-agent.sock, where its clients post: a Go
+// agent's file implies that socket for api-http, unless the file says otherwise; a file of this
+// agent ([modules] load) implies nothing.
+TEST(AgentConfig, GoAgentFileImpliesTheGoAgentsSocketUnlessItSetsOne) {
+    const std::string withApi = std::string(kSeed) + "[api-http]\ntoken = \"t\"\n";
+    const AgentConfig derived = fromText(withApi);
+    if (access("/var/run", W_OK | X_OK) == 0) {
+        EXPECT_EQ(derived.toml()->getString("api-http.socket", ""), "/var/run/monitor-agent.sock");
+        EXPECT_NE(derived.toml()->locate("api-http.socket").find("derived from a Go agent's config"), std::string::npos)
+            << derived.toml()->locate("api-http.socket");
+    } else {
+        EXPECT_FALSE(derived.toml()->has("api-http.socket"));
+        EXPECT_NE(derived.settings().skippedModules.back().find("serves TCP only"), std::string::npos);
+    }
+    const AgentConfig off = fromText(withApi + "socket = \"\"\n");
+    EXPECT_EQ(off.toml()->getString("api-http.socket", "unset"), "");
+    const AgentConfig own = fromText(std::string(kSeed) + "[modules]\nload = [\"api-http\"]\n");
+    EXPECT_FALSE(own.toml()->has("api-http.socket"));
 }
