@@ -68,22 +68,6 @@ std::string procField(pid_t pid, const std::string& file, const std::string& key
     return {};
 }
 
-// utime + stime of a process, in seconds.
-double cpuSeconds(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto close = text.rfind(')');
-    if (close == std::string::npos) return 0;
-    std::istringstream fields(text.substr(close + 2));
-    std::string field;
-    unsigned long long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && fields >> field; ++i) {
-        if (i == 14) utime = std::stoull(field);
-        if (i == 15) stime = std::stoull(field);
-    }
-    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 double pssMiB(pid_t pid) {
     const std::string kb = procField(pid, "smaps_rollup", "Pss:");
     return kb.empty() ? 0 : std::stod(kb) / 1024.0;
@@ -510,17 +494,10 @@ private:
         if (proc == nullptr) return;
         while (dirent* entry = readdir(proc)) {
             if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-            std::ifstream in(std::string("/proc/") + entry->d_name + "/stat");
-            std::string text;
-            std::getline(in, text);
-            const auto open = text.find('(');
-            const auto close = text.rfind(')');
-            if (open == std::string::npos || close == std::string::npos) continue;
-            if (text.substr(open + 1, close - open - 1) != "source-exec-git") continue;
-            std::istringstream rest(text.substr(close + 2));
-            std::string state;
-            pid_t parent = 0;
-            rest >> state >> parent;
+            const pid_t pid = std::atoi(entry->d_name);
+            if (readFile("/proc/" + std::to_string(pid) + "/comm") != "source-exec-git\n") continue;
+            const std::vector<std::string> stat = procStat(pid);
+            const pid_t parent = stat.size() > 1 ? std::atoi(stat[1].c_str()) : 0;
             if (pids.count(parent)) perAgentPeak_ = std::max(perAgentPeak_, ++helpers[parent]);
         }
         closedir(proc);

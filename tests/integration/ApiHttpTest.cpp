@@ -4,6 +4,7 @@
 // agent without sinks.
 #include "GitServer.h"
 #include "RegistryFixture.h"
+#include "HttpClient.h"
 #include "TestSupport.h"
 
 #include <Poco/Net/HTTPClientSession.h>
@@ -28,47 +29,6 @@ using namespace agent::test;
 namespace {
 
 const std::string kAgent = AGENT_BINARY;
-
-struct Reply {
-    int status = 0;
-    std::string body;
-    std::string retryAfter;
-};
-
-int freePort() {
-    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
-    return socket.address().port();
-}
-
-Reply call(Poco::Net::HTTPClientSession& session, const std::string& method, const std::string& uri,
-           const std::string& body = "", const std::string& token = "") {
-    Poco::Net::HTTPRequest request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
-    if (!token.empty()) request.set("Authorization", "Bearer " + token);
-    if (!body.empty() || method == "POST") request.setContentLength(static_cast<std::streamsize>(body.size()));
-    session.sendRequest(request) << body;
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    Reply reply;
-    reply.status = response.getStatus();
-    Poco::StreamCopier::copyToString(in, reply.body);
-    reply.retryAfter = response.get("Retry-After", "");
-    return reply;
-}
-
-Reply call(int port, const std::string& method, const std::string& uri, const std::string& body = "",
-           const std::string& token = "") {
-    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
-    session.setTimeout(Poco::Timespan(30, 0));
-    return call(session, method, uri, body, token);
-}
-
-Reply callUnix(const std::string& path, const std::string& method, const std::string& uri, const std::string& body = "",
-               const std::string& token = "") {
-    Poco::Net::StreamSocket socket(Poco::Net::SocketAddress(Poco::Net::SocketAddress::UNIX_LOCAL, path));
-    Poco::Net::HTTPClientSession session(socket);
-    session.setTimeout(Poco::Timespan(30, 0));
-    return call(session, method, uri, body, token);
-}
 
 // What lstat says is at `path`: S_IFSOCK, S_IFLNK, ... with the permission bits; 0 when nothing is.
 mode_t fileMode(const std::string& path) {
@@ -141,11 +101,11 @@ protected:
 TEST_F(ApiHttpTest, PostedPointsReachTheSinkAsRunMetrics) {
     const int port = freePort();
     startAgent("127.0.0.1:" + std::to_string(port), "", false);
-    const Reply posted = call(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1, "tags": {"k": "v"}}])");
+    const HttpReply posted = httpCall(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1, "tags": {"k": "v"}}])");
     EXPECT_EQ(posted.status, 200) << posted.body;
     EXPECT_EQ(posted.body, R"({"accepted":1})");
     // One namespace: ns may be left out.
-    EXPECT_EQ(call(port, "POST", "/post", R"([{"name": "y", "value": 2.5}])").status, 200);
+    EXPECT_EQ(httpCall(port, "POST", "/post", R"([{"name": "y", "value": 2.5}])").status, 200);
     EXPECT_TRUE(eventually([&] { return contains(readFile(dir_ / "metrics.lp"), "RUN.y,ns=ops,host=test-host value=2.5 "); }))
         << readFile(dir_ / "metrics.lp");
     EXPECT_TRUE(contains(readFile(dir_ / "metrics.lp"), "RUN.x,ns=ops,host=test-host,k=v value=1i "));
@@ -154,19 +114,19 @@ TEST_F(ApiHttpTest, PostedPointsReachTheSinkAsRunMetrics) {
 TEST_F(ApiHttpTest, BadRequestsGetJsonErrorsWithTheRightStatus) {
     const int port = freePort();
     startAgent("127.0.0.1:" + std::to_string(port), "max_body_bytes = 2048\n", false);
-    const Reply badNs = call(port, "POST", "/post?ns=..%2Fetc", "[]");
+    const HttpReply badNs = httpCall(port, "POST", "/post?ns=..%2Fetc", "[]");
     EXPECT_EQ(badNs.status, 400);
     EXPECT_TRUE(contains(badNs.body, "\"error\":")) << badNs.body;
-    EXPECT_EQ(call(port, "POST", "/post?ns=" + std::string(129, 'a'), "[]").status, 400);
-    const Reply badBody = call(port, "POST", "/post?ns=ops", R"([{"name": "ok", "value": 1}, {"name": "bad name", "value": 1}])");
+    EXPECT_EQ(httpCall(port, "POST", "/post?ns=" + std::string(129, 'a'), "[]").status, 400);
+    const HttpReply badBody = httpCall(port, "POST", "/post?ns=ops", R"([{"name": "ok", "value": 1}, {"name": "bad name", "value": 1}])");
     EXPECT_EQ(badBody.status, 400);
     EXPECT_TRUE(contains(badBody.body, "\"error\":")) << badBody.body;
-    EXPECT_EQ(call(port, "GET", "/post?ns=ops").status, 405);
-    EXPECT_EQ(call(port, "POST", "/post?ns=ops", std::string(4096, ' ')).status, 413);
-    const Reply missing = call(port, "GET", "/plugins/list");
+    EXPECT_EQ(httpCall(port, "GET", "/post?ns=ops").status, 405);
+    EXPECT_EQ(httpCall(port, "POST", "/post?ns=ops", std::string(4096, ' ')).status, 413);
+    const HttpReply missing = httpCall(port, "GET", "/plugins/list");
     EXPECT_EQ(missing.status, 404);
     EXPECT_TRUE(contains(missing.body, "source-exec")) << missing.body;
-    EXPECT_EQ(call(port, "GET", "/nowhere").status, 404);
+    EXPECT_EQ(httpCall(port, "GET", "/nowhere").status, 404);
     // Nothing of the refused bodies was taken.
     EXPECT_FALSE(contains(readFile(dir_ / "metrics.lp"), "RUN.ok"));
 }
@@ -174,16 +134,16 @@ TEST_F(ApiHttpTest, BadRequestsGetJsonErrorsWithTheRightStatus) {
 TEST_F(ApiHttpTest, CoreRoutesAnswerStatusNamespacesAndPrometheusMetrics) {
     const int port = freePort();
     startAgent("127.0.0.1:" + std::to_string(port), "", false);
-    EXPECT_EQ(call(port, "GET", "/healthz").status, 200);
-    const Reply ns = call(port, "GET", "/me/ns");
+    EXPECT_EQ(httpCall(port, "GET", "/healthz").status, 200);
+    const HttpReply ns = httpCall(port, "GET", "/me/ns");
     EXPECT_EQ(ns.status, 200);
     EXPECT_EQ(ns.body, R"(["ops"])");
-    const Reply status = call(port, "GET", "/me/status");
+    const HttpReply status = httpCall(port, "GET", "/me/status");
     EXPECT_TRUE(contains(status.body, "\"hostname\":\"test-host\"")) << status.body;
     EXPECT_TRUE(contains(status.body, "\"sink-file\"")) << status.body;
-    EXPECT_EQ(call(port, "POST", "/update").status, 200);
-    call(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
-    const Reply metrics = call(port, "GET", "/metrics");
+    EXPECT_EQ(httpCall(port, "POST", "/update").status, 200);
+    httpCall(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
+    const HttpReply metrics = httpCall(port, "GET", "/metrics");
     EXPECT_EQ(metrics.status, 200);
     EXPECT_TRUE(contains(metrics.body, "# TYPE agent_sink_points_in_total counter\n")) << metrics.body;
     EXPECT_TRUE(contains(metrics.body, "agent_sink_points_in_total{sink=\"sink-file\"} 1\n")) << metrics.body;
@@ -193,45 +153,45 @@ TEST_F(ApiHttpTest, CoreRoutesAnswerStatusNamespacesAndPrometheusMetrics) {
 TEST_F(ApiHttpTest, TokenGuardsEveryRouteButHealthz) {
     const int port = freePort();
     startAgent("127.0.0.1:" + std::to_string(port), "token = \"s3cret\"\n", false);
-    EXPECT_EQ(call(port, "GET", "/healthz").status, 200);
-    EXPECT_EQ(call(port, "GET", "/me/ns").status, 401);
-    EXPECT_EQ(call(port, "GET", "/me/ns", "", "wrong").status, 401);
-    EXPECT_EQ(call(port, "GET", "/me/ns", "", "s3cret").status, 200);
-    EXPECT_EQ(call(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])").status, 401);
+    EXPECT_EQ(httpCall(port, "GET", "/healthz").status, 200);
+    EXPECT_EQ(httpCall(port, "GET", "/me/ns").status, 401);
+    EXPECT_EQ(httpCall(port, "GET", "/me/ns", "", "wrong").status, 401);
+    EXPECT_EQ(httpCall(port, "GET", "/me/ns", "", "s3cret").status, 200);
+    EXPECT_EQ(httpCall(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])").status, 401);
 }
 
 TEST_F(ApiHttpTest, PluginRoutesListRunDisableEnableAndUpdate) {
     const int port = freePort();
     startAgent("127.0.0.1:" + std::to_string(port), "");
-    ASSERT_TRUE(eventually([&] { return contains(call(port, "GET", "/plugins/list").body, "\"project\":\"disk\""); },
+    ASSERT_TRUE(eventually([&] { return contains(httpCall(port, "GET", "/plugins/list").body, "\"project\":\"disk\""); },
                            std::chrono::seconds(30)));
     ASSERT_TRUE(eventually([&] { return fileExists(dir_ / "plugins/ops/disk/plugin"); }, std::chrono::seconds(30)));
-    const Reply run = call(port, "POST", "/plugins/run?ns=ops&repo=disk&timeout=5");
+    const HttpReply run = httpCall(port, "POST", "/plugins/run?ns=ops&repo=disk&timeout=5");
     EXPECT_EQ(run.status, 200) << run.body;
     EXPECT_TRUE(contains(run.body, "\"result\":\"ok\"")) << run.body;
     EXPECT_TRUE(contains(run.body, "used")) << run.body;
-    const Reply byAddress = call(port, "POST", "/plugins/run?ns=ops&repo=git%40git.example.com%3Aops%2Fdisk.git");
+    const HttpReply byAddress = httpCall(port, "POST", "/plugins/run?ns=ops&repo=git%40git.example.com%3Aops%2Fdisk.git");
     EXPECT_EQ(byAddress.status, 200) << byAddress.body;
 
-    const Reply disabled = call(port, "POST", "/plugins/disable?ns=ops&repo=disk");
+    const HttpReply disabled = httpCall(port, "POST", "/plugins/disable?ns=ops&repo=disk");
     EXPECT_TRUE(contains(disabled.body, "\"enabled\":false")) << disabled.body;
-    EXPECT_TRUE(contains(call(port, "GET", "/plugins/list?ns=ops").body, "\"enabled\":false"));
-    EXPECT_TRUE(contains(call(port, "POST", "/plugins/enable?ns=ops&repo=disk").body, "\"enabled\":true"));
-    EXPECT_EQ(call(port, "POST", "/plugins/update?ns=ops&repo=disk").status, 200);
+    EXPECT_TRUE(contains(httpCall(port, "GET", "/plugins/list?ns=ops").body, "\"enabled\":false"));
+    EXPECT_TRUE(contains(httpCall(port, "POST", "/plugins/enable?ns=ops&repo=disk").body, "\"enabled\":true"));
+    EXPECT_EQ(httpCall(port, "POST", "/plugins/update?ns=ops&repo=disk").status, 200);
 
-    EXPECT_EQ(call(port, "POST", "/plugins/run?ns=ops&repo=nope").status, 404);
-    EXPECT_EQ(call(port, "POST", "/plugins/run?ns=..&repo=disk").status, 400);
-    EXPECT_EQ(call(port, "POST", "/plugins/run?ns=ops").status, 400);
-    EXPECT_EQ(call(port, "POST", "/plugins/run?ns=ops&repo=disk&timeout=abc").status, 400);
+    EXPECT_EQ(httpCall(port, "POST", "/plugins/run?ns=ops&repo=nope").status, 404);
+    EXPECT_EQ(httpCall(port, "POST", "/plugins/run?ns=..&repo=disk").status, 400);
+    EXPECT_EQ(httpCall(port, "POST", "/plugins/run?ns=ops").status, 400);
+    EXPECT_EQ(httpCall(port, "POST", "/plugins/run?ns=ops&repo=disk&timeout=abc").status, 400);
 }
 
 TEST_F(ApiHttpTest, RunOfARunningPluginIsRefusedWith409) {
     const int port = freePort();
     startAgent("127.0.0.1:" + std::to_string(port), "");
     ASSERT_TRUE(eventually([&] { return fileExists(dir_ / "plugins/ops/slow/plugin"); }, std::chrono::seconds(30)));
-    auto first = std::async(std::launch::async, [port] { return call(port, "POST", "/plugins/run?ns=ops&repo=slow"); });
-    ASSERT_TRUE(eventually([&] { return contains(call(port, "GET", "/plugins/list").body, "\"running\":true"); }));
-    const Reply second = call(port, "POST", "/plugins/run?ns=ops&repo=slow");
+    auto first = std::async(std::launch::async, [port] { return httpCall(port, "POST", "/plugins/run?ns=ops&repo=slow"); });
+    ASSERT_TRUE(eventually([&] { return contains(httpCall(port, "GET", "/plugins/list").body, "\"running\":true"); }));
+    const HttpReply second = httpCall(port, "POST", "/plugins/run?ns=ops&repo=slow");
     EXPECT_EQ(second.status, 409);
     EXPECT_TRUE(contains(second.body, "plugin is running")) << second.body;
     EXPECT_EQ(first.get().status, 200);
@@ -242,7 +202,7 @@ TEST_F(ApiHttpTest, UnixSocketServesTheSameRoutes) {
     startAgent("unix:" + socketPath, "", false);
     Poco::Net::StreamSocket socket(Poco::Net::SocketAddress(Poco::Net::SocketAddress::UNIX_LOCAL, socketPath));
     Poco::Net::HTTPClientSession session(socket);
-    EXPECT_EQ(call(session, "GET", "/healthz").status, 200);
+    EXPECT_EQ(httpCall(session, "GET", "/healthz").status, 200);
 }
 
 TEST_F(ApiHttpTest, AThousandClientsPostingAtOnceAreAllAnswered) {
@@ -256,7 +216,7 @@ TEST_F(ApiHttpTest, AThousandClientsPostingAtOnceAreAllAnswered) {
         clients.emplace_back([&statuses, i, port] {
             try {
                 statuses[static_cast<std::size_t>(i)] =
-                    call(port, "POST", "/post?ns=ops", "[{\"name\": \"c\", \"value\": " + std::to_string(i) + "}]").status;
+                    httpCall(port, "POST", "/post?ns=ops", "[{\"name\": \"c\", \"value\": " + std::to_string(i) + "}]").status;
             } catch (const std::exception&) {
                 statuses[static_cast<std::size_t>(i)] = -1;
             }
@@ -264,16 +224,16 @@ TEST_F(ApiHttpTest, AThousandClientsPostingAtOnceAreAllAnswered) {
     }
     for (std::thread& client : clients) client.join();
     EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200), kClients);
-    EXPECT_TRUE(contains(call(port, "GET", "/metrics").body, "agent_sink_points_in_total{sink=\"sink-file\"} 1000\n"));
+    EXPECT_TRUE(contains(httpCall(port, "GET", "/metrics").body, "agent_sink_points_in_total{sink=\"sink-file\"} 1000\n"));
 }
 
 TEST_F(ApiHttpTest, MetricsPassPromtoolCheck) {
     if (!fileExists("/usr/bin/promtool")) GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
     const int port = freePort();
     startAgent("127.0.0.1:" + std::to_string(port), "", false);
-    call(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
-    call(port, "GET", "/nowhere");
-    writeFile(dir_ / "metrics.txt", call(port, "GET", "/metrics").body);
+    httpCall(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
+    httpCall(port, "GET", "/nowhere");
+    writeFile(dir_ / "metrics.txt", httpCall(port, "GET", "/metrics").body);
     const CommandResult check =
         runCommand({"/usr/bin/promtool", "check", "metrics"}, {}, std::chrono::seconds(60), {}, dir_ / "metrics.txt");
     EXPECT_EQ(check.exitCode, 0) << check.out << check.err << readFile(dir_ / "metrics.txt");
@@ -292,17 +252,17 @@ TEST(ApiHttp, FullSpoolAnswers503WithRetryAfterAndTakesNothing) {
     std::string body = "[";
     for (int i = 0; i < 1000; ++i) body += std::string(i ? "," : "") + "{\"name\": \"fill\", \"tags\": {\"i\": \"" + std::to_string(i) + "\"}, \"value\": 1}";
     body += "]";
-    Reply reply;
+    HttpReply reply;
     int accepted = 0;
     for (int i = 0; i < 200 && reply.status != 503; ++i) {
-        reply = call(port, "POST", "/post?ns=ops", body);
+        reply = httpCall(port, "POST", "/post?ns=ops", body);
         if (reply.status == 200) ++accepted;
     }
     ASSERT_EQ(reply.status, 503) << reply.body;
     EXPECT_EQ(reply.retryAfter, "5");
     EXPECT_TRUE(contains(reply.body, "spool full")) << reply.body;
     // Only the accepted bodies are in: nothing was dropped to make room for a /post.
-    const std::string metrics = call(port, "GET", "/metrics").body;
+    const std::string metrics = httpCall(port, "GET", "/metrics").body;
     EXPECT_TRUE(contains(metrics, "agent_sink_points_in_total{sink=\"sink-influx\"} " + std::to_string(accepted * 1000) + "\n"))
         << metrics;
     EXPECT_TRUE(contains(metrics, "agent_sink_points_dropped_total{sink=\"sink-influx\"} 0\n")) << metrics;
@@ -317,15 +277,15 @@ TEST_F(ApiHttpTest, PostWorksOverTheUnixSocketAndTheTcpPortWithTheSameToken) {
     ASSERT_TRUE(isSocket(socketPath));
     EXPECT_EQ(fileMode(socketPath) & 07777, 0666u); // socket_mode's default: anyone local, as the loopback port
 
-    EXPECT_EQ(call(port, "POST", "/post?ns=ops", R"([{"name": "tcp", "value": 1}])").status, 401);
-    EXPECT_EQ(callUnix(socketPath, "POST", "/post?ns=ops", R"([{"name": "unix", "value": 1}])").status, 401);
-    EXPECT_EQ(callUnix(socketPath, "GET", "/me/ns", "", "wrong").status, 401);
-    EXPECT_EQ(callUnix(socketPath, "GET", "/healthz").status, 200);
+    EXPECT_EQ(httpCall(port, "POST", "/post?ns=ops", R"([{"name": "tcp", "value": 1}])").status, 401);
+    EXPECT_EQ(httpCallUnix(socketPath, "POST", "/post?ns=ops", R"([{"name": "unix", "value": 1}])").status, 401);
+    EXPECT_EQ(httpCallUnix(socketPath, "GET", "/me/ns", "", "wrong").status, 401);
+    EXPECT_EQ(httpCallUnix(socketPath, "GET", "/healthz").status, 200);
 
-    const Reply overTcp = call(port, "POST", "/post?ns=ops", R"([{"name": "tcp", "value": 1}])", "s3cret");
+    const HttpReply overTcp = httpCall(port, "POST", "/post?ns=ops", R"([{"name": "tcp", "value": 1}])", "s3cret");
     EXPECT_EQ(overTcp.status, 200) << overTcp.body;
     EXPECT_EQ(overTcp.body, R"({"accepted":1})");
-    const Reply overSocket = callUnix(socketPath, "POST", "/post?ns=ops", R"([{"name": "unix", "value": 2}])", "s3cret");
+    const HttpReply overSocket = httpCallUnix(socketPath, "POST", "/post?ns=ops", R"([{"name": "unix", "value": 2}])", "s3cret");
     EXPECT_EQ(overSocket.status, 200) << overSocket.body;
     EXPECT_EQ(overSocket.body, R"({"accepted":1})");
     EXPECT_TRUE(eventually([&] {
@@ -333,7 +293,7 @@ TEST_F(ApiHttpTest, PostWorksOverTheUnixSocketAndTheTcpPortWithTheSameToken) {
         return contains(stored, "RUN.tcp,ns=ops,host=test-host value=1i ") && contains(stored, "RUN.unix,ns=ops,host=test-host value=2i ");
     })) << readFile(dir_ / "metrics.lp");
     // Only the posts with the token were taken.
-    EXPECT_TRUE(contains(call(port, "GET", "/metrics", "", "s3cret").body, "agent_sink_points_in_total{sink=\"sink-file\"} 2\n"));
+    EXPECT_TRUE(contains(httpCall(port, "GET", "/metrics", "", "s3cret").body, "agent_sink_points_in_total{sink=\"sink-file\"} 2\n"));
 }
 
 TEST_F(ApiHttpTest, AStaleSocketFileIsReplacedAndTheSocketIsRemovedAtStop) {
@@ -342,7 +302,7 @@ TEST_F(ApiHttpTest, AStaleSocketFileIsReplacedAndTheSocketIsRemovedAtStop) {
     ASSERT_TRUE(isSocket(socketPath));
     startAgent("127.0.0.1:" + std::to_string(freePort()), "socket = \"" + socketPath + "\"\nsocket_mode = \"0600\"\n", false);
     EXPECT_EQ(fileMode(socketPath) & 07777, 0600u);
-    const Reply posted = callUnix(socketPath, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
+    const HttpReply posted = httpCallUnix(socketPath, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
     EXPECT_EQ(posted.status, 200) << posted.body;
     stopAgent();
     EXPECT_EQ(fileMode(socketPath), 0u) << "the socket file is still there after the agent stopped";
@@ -356,7 +316,7 @@ TEST_F(ApiHttpTest, ASymlinkedSocketPathIsServedAtItsTargetAndTheLinkIsKept) {
     startAgent("127.0.0.1:" + std::to_string(freePort()), "socket = \"" + link + "\"\n", false);
     EXPECT_TRUE(S_ISLNK(fileMode(link)));
     EXPECT_TRUE(isSocket(dir_ / "run/agent.sock"));
-    const Reply posted = callUnix(link, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
+    const HttpReply posted = httpCallUnix(link, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
     EXPECT_EQ(posted.status, 200) << posted.body;
     stopAgent();
     EXPECT_EQ(fileMode(dir_ / "run/agent.sock"), 0u);
@@ -402,8 +362,8 @@ TEST(ApiHttp, AnAgentWithoutSinksStartsAndRefusesPostsWith503) {
     ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "log/agent.log"), "started: pid") || !agent.running(); },
                            std::chrono::seconds(30)) && agent.running())
         << readFile(dir / "log/agent.log") << agent.err();
-    EXPECT_EQ(call(port, "GET", "/healthz").status, 200);
-    const Reply posted = call(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
+    EXPECT_EQ(httpCall(port, "GET", "/healthz").status, 200);
+    const HttpReply posted = httpCall(port, "POST", "/post?ns=ops", R"([{"name": "x", "value": 1}])");
     EXPECT_EQ(posted.status, 503);
     EXPECT_EQ(posted.body, R"({"error":"no sink is loaded: this agent stores no metrics"})");
     EXPECT_EQ(posted.retryAfter, "") << "retrying does not help: no Retry-After";

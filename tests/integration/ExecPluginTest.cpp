@@ -3,6 +3,7 @@
 // PLUGIN.<project>.* and the result metric PLUGIN.<project> through sink-file.
 #include "GitServer.h"
 #include "RegistryFixture.h"
+#include "HttpClient.h"
 #include "TestSupport.h"
 
 #include <gtest/gtest.h>
@@ -42,11 +43,6 @@ std::string config(const TempDir& dir, const RegistryFixture& registry, const Gi
                             "registryaddr = \"" + registry.url() + "\"\n"
                             "pluginsuser = \"nobody\"\n"
                             "git = \"file://" + root + "%s.git\"\n");
-}
-
-int freePort() {
-    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
-    return socket.address().port();
 }
 
 // The row of ns `ops`, `project` in GET /plugins/list (read fresh on each call).

@@ -3,6 +3,7 @@
 // are stored as floats (one field type with the numbers posted next to them), other strings as
 // strings, tag values tidied as the Go agent did, and null values skipped without refusing the batch.
 #include "InfluxServer.h"
+#include "HttpClient.h"
 #include "TestSupport.h"
 
 #include <Poco/JSON/Array.h>
@@ -23,30 +24,6 @@ using namespace agent::test;
 namespace {
 
 const std::string kAgent = AGENT_BINARY;
-
-struct Reply {
-    int status = 0;
-    std::string body;
-};
-
-int freePort() {
-    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
-    return socket.address().port();
-}
-
-Reply call(int port, const std::string& method, const std::string& uri, const std::string& body = "") {
-    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
-    session.setTimeout(Poco::Timespan(30, 0));
-    Poco::Net::HTTPRequest request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
-    if (method == "POST") request.setContentLength(static_cast<std::streamsize>(body.size()));
-    session.sendRequest(request) << body;
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    Reply reply;
-    reply.status = response.getStatus();
-    Poco::StreamCopier::copyToString(in, reply.body);
-    return reply;
-}
 
 class GoClients : public testing::Test {
 protected:
@@ -71,7 +48,7 @@ protected:
         EXPECT_EQ(agent_->wait(std::chrono::seconds(15)), 0) << diagnostics();
     }
 
-    Reply post(const std::string& body) { return call(port_, "POST", "/post?ns=ns1", body); }
+    HttpReply post(const std::string& body) { return httpCall(port_, "POST", "/post?ns=ns1", body); }
 
     // The rows of an InfluxQL answer in the namespace's database; empty while it does not exist yet.
     Poco::JSON::Array::Ptr rows(const std::string& influxql) const {
@@ -108,11 +85,11 @@ const std::int64_t kNow = static_cast<std::int64_t>(std::time(nullptr));
 
 TEST_F(GoClients, ADecimalStringAndANumberAreBothStoredAsFloatsAndOtherStringsAsStrings) {
     // Two points of one series, a second apart, so that neither overwrites the other.
-    const Reply asString = post(R"([{"name": "price", "value": "12.34", "timestamp": )" + std::to_string(kNow - 2) + "}]");
+    const HttpReply asString = post(R"([{"name": "price", "value": "12.34", "timestamp": )" + std::to_string(kNow - 2) + "}]");
     EXPECT_EQ(asString.status, 200) << asString.body;
-    const Reply asNumber = post(R"([{"name": "price", "value": 7.5, "timestamp": )" + std::to_string(kNow - 1) + "}]");
+    const HttpReply asNumber = post(R"([{"name": "price", "value": 7.5, "timestamp": )" + std::to_string(kNow - 1) + "}]");
     EXPECT_EQ(asNumber.status, 200) << asNumber.body;
-    const Reply text = post(R"([{"name": "state", "value": "abc"}])");
+    const HttpReply text = post(R"([{"name": "state", "value": "abc"}])");
     EXPECT_EQ(text.status, 200) << text.body;
 
     // Had "12.34" been stored as a string, InfluxDB would have refused 7.5 (a field type conflict).
@@ -129,7 +106,7 @@ TEST_F(GoClients, ADecimalStringAndANumberAreBothStoredAsFloatsAndOtherStringsAs
 }
 
 TEST_F(GoClients, TagValuesAreTrimmedWithInnerSpacesAsDashes) {
-    const Reply posted = post(R"([{"name": "tagged", "value": 1, "tags": {"role": " web server 1 "}}])");
+    const HttpReply posted = post(R"([{"name": "tagged", "value": 1, "tags": {"role": " web server 1 "}}])");
     EXPECT_EQ(posted.status, 200) << posted.body;
     ASSERT_TRUE(eventually([&] { return rowCount("SELECT value FROM \"RUN.tagged\"") == 1; }, std::chrono::seconds(60)))
         << diagnostics();
@@ -137,13 +114,13 @@ TEST_F(GoClients, TagValuesAreTrimmedWithInnerSpacesAsDashes) {
 }
 
 TEST_F(GoClients, ABatchWithANullValueIsTakenWithoutItAndTheNullIsCounted) {
-    const Reply posted = post(R"([{"name": "a", "value": null}, {"name": "b", "value": 1}])");
+    const HttpReply posted = post(R"([{"name": "a", "value": null}, {"name": "b", "value": 1}])");
     EXPECT_EQ(posted.status, 200) << posted.body;
     EXPECT_EQ(posted.body, R"({"accepted":1,"skipped":1})");
     ASSERT_TRUE(eventually([&] { return rowCount("SELECT value FROM \"RUN.b\"") == 1; }, std::chrono::seconds(60)))
         << diagnostics();
     EXPECT_EQ(column("SELECT value FROM \"RUN.b\"", 1), std::vector<std::string>{"1"});
     EXPECT_EQ(rowCount("SELECT * FROM \"RUN.a\""), 0u);
-    const Reply status = call(port_, "GET", "/me/status");
+    const HttpReply status = httpCall(port_, "GET", "/me/status");
     EXPECT_TRUE(contains(status.body, "\"entries_skipped_null\":1")) << status.body;
 }

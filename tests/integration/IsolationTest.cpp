@@ -5,6 +5,7 @@
 // module that serves routes stops before the modules it serves, whatever its name.
 #include "GitServer.h"
 #include "RegistryFixture.h"
+#include "HttpClient.h"
 #include "TestSupport.h"
 
 #include <gtest/gtest.h>
@@ -79,15 +80,9 @@ std::map<pid_t, std::string> descendants(pid_t root) {
     for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
         const std::string name = entry.path().filename();
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(entry.path() / "stat");
-        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        const std::size_t close = stat.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream fields(stat.substr(close + 2));
-        std::vector<std::string> values;
-        for (std::string field; fields >> field;) values.push_back(field);
-        if (values.size() < 20) continue;
         const pid_t pid = std::atoi(name.c_str());
+        const std::vector<std::string> values = procStat(pid);
+        if (values.size() < 20) continue;
         parentOf[pid] = std::atoi(values[1].c_str()); // field 4: ppid
         startOf[pid] = values[19];                    // field 22: start time
     }
@@ -106,31 +101,8 @@ std::map<pid_t, std::string> descendants(pid_t root) {
 }
 
 bool stillRuns(pid_t pid, const std::string& start) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::size_t close = stat.rfind(')');
-    if (close == std::string::npos) return false;
-    std::istringstream fields(stat.substr(close + 2));
-    std::vector<std::string> values;
-    for (std::string field; fields >> field;) values.push_back(field);
+    const std::vector<std::string> values = procStat(pid);
     return values.size() >= 20 && values[19] == start && values[0] != "Z";
-}
-
-int freePort() {
-    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
-    return socket.address().port();
-}
-
-// GET `uri` from the agent's API; the parsed JSON object (throws when the answer is not one).
-Poco::JSON::Object::Ptr getJson(int port, const std::string& uri) {
-    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
-    session.setTimeout(Poco::Timespan(30, 0));
-    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, uri, Poco::Net::HTTPMessage::HTTP_1_1);
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::string body;
-    Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
-    return Poco::JSON::Parser().parse(body).extract<Poco::JSON::Object::Ptr>();
 }
 
 RegistryFixture::Entry pluginEntry(const std::string& project, const std::string& git, const std::string& interval) {

@@ -2,6 +2,7 @@
 // "interval": "2"} of the host's namespace sets how often the interface figures are collected,
 // without a restart, and the section's interval comes back when the entry goes away.
 #include "RegistryFixture.h"
+#include "HttpClient.h"
 #include "TestSupport.h"
 
 #include <gtest/gtest.h>
@@ -23,22 +24,6 @@ using namespace agent::test;
 namespace {
 
 const std::string kAgent = AGENT_BINARY;
-
-int freePort() {
-    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
-    return socket.address().port();
-}
-
-Poco::JSON::Object::Ptr getJson(int port, const std::string& uri) {
-    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
-    session.setTimeout(Poco::Timespan(30, 0));
-    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, uri, Poco::Net::HTTPMessage::HTTP_1_1);
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::string body;
-    Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
-    return Poco::JSON::Parser().parse(body).extract<Poco::JSON::Object::Ptr>();
-}
 
 std::size_t linesStartingWith(const std::string& file, const std::string& prefix) {
     std::size_t n = 0;

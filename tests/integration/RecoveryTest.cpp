@@ -7,6 +7,7 @@
 // - a write that InfluxDB takes only in part: /metrics says exactly what was delivered and what
 //   was dropped, and InfluxDB holds the delivered points.
 #include "InfluxServer.h"
+#include "HttpClient.h"
 #include "TestSupport.h"
 
 #include <gtest/gtest.h>
@@ -43,36 +44,18 @@ using Clock = std::chrono::steady_clock;
 constexpr int kConnections = 4;
 constexpr std::size_t kBatchPoints = 5000; // sink-influx's default batch_size
 
-int freePort() {
-    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
-    return socket.address().port();
-}
-
-struct Reply {
-    int status = 0; // 0: no answer (connection refused or reset)
-    std::string body;
-};
-
 // One request on a kept-alive session; a broken connection is an answer of status 0.
-Reply request(Poco::Net::HTTPClientSession& session, const std::string& method, const std::string& uri,
-              const std::string& body = "") {
-    Reply reply;
+HttpReply request(Poco::Net::HTTPClientSession& session, const std::string& method, const std::string& uri,
+                  const std::string& body = "") {
     try {
-        Poco::Net::HTTPRequest request(method, uri, Poco::Net::HTTPMessage::HTTP_1_1);
-        request.setKeepAlive(true);
-        if (method == Poco::Net::HTTPRequest::HTTP_POST) request.setContentLength(static_cast<std::streamsize>(body.size()));
-        session.sendRequest(request) << body;
-        Poco::Net::HTTPResponse response;
-        Poco::StreamCopier::copyToString(session.receiveResponse(response), reply.body);
-        reply.status = response.getStatus();
+        return httpCall(session, method, uri, body);
     } catch (const Poco::Exception&) {
         session.reset();
-        reply.status = 0;
+        return {};
     }
-    return reply;
 }
 
-Reply request(int port, const std::string& method, const std::string& uri, const std::string& body = "") {
+HttpReply request(int port, const std::string& method, const std::string& uri, const std::string& body = "") {
     Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
     session.setTimeout(Poco::Timespan(30, 0));
     return request(session, method, uri, body);
@@ -81,7 +64,7 @@ Reply request(int port, const std::string& method, const std::string& uri, const
 // A counter of the agent's /metrics for sink-influx, e.g. "agent_sink_points_out_total"; -1
 // when the agent does not answer.
 std::int64_t sinkCounter(int port, const std::string& name) {
-    const Reply reply = request(port, "GET", "/metrics");
+    const HttpReply reply = request(port, "GET", "/metrics");
     if (reply.status != 200) return -1;
     std::istringstream lines(reply.body);
     const std::string prefix = name + "{sink=\"sink-influx\"} ";
@@ -123,17 +106,6 @@ std::string agentConfig(const TempDir& dir, const InfluxServer& influx, int port
                  "listen = \"127.0.0.1:" + std::to_string(port) + "\"");
     writeFile(config, text);
     return config;
-}
-
-// CPU seconds (user + system) a process has used so far.
-double cpuSeconds(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-    std::vector<std::string> values;
-    for (std::string field; fields >> field;) values.push_back(field);
-    if (values.size() < 13) return 0;
-    return static_cast<double>(std::stoll(values[11]) + std::stoll(values[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 std::string tail(const std::string& text, std::size_t bytes = 6000) {
@@ -195,7 +167,7 @@ TEST_F(Recovery, ABacklogOfTwoMillionPointsDrainsAsFastAsDirectWrites) {
         Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
         session.setTimeout(Poco::Timespan(30, 0));
         for (std::size_t first = 0; first < kPoints; first += kBatchPoints) {
-            const Reply reply = request(session, "POST", "/post?ns=ns1", postBody("drain", 0, first, kBatchPoints, base));
+            const HttpReply reply = request(session, "POST", "/post?ns=ns1", postBody("drain", 0, first, kBatchPoints, base));
             ASSERT_EQ(reply.status, 200) << reply.body << tail(readFile(dir_ / "log/agent.log"));
         }
     }
@@ -278,7 +250,7 @@ TEST_F(Recovery, EveryAcknowledgedPointArrivesThroughTenKillsAndTwoStalls) {
         for (std::size_t batch = 0; !stop; ++batch) {
             const std::string body = postBody("chaos", batch, 0, kPointsPerBatch, base);
             while (!stop) {
-                const Reply reply = request(session, "POST", "/post?ns=ns1", body);
+                const HttpReply reply = request(session, "POST", "/post?ns=ns1", body);
                 if (reply.status == 200) {
                     acknowledged = batch + 1;
                     break;

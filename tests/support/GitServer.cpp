@@ -1,5 +1,7 @@
 #include "GitServer.h"
 
+#include "HttpClient.h"
+
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/StreamSocket.h>
@@ -24,13 +26,6 @@ const std::map<std::string, std::string> kGitEnv = {
     {"GIT_AUTHOR_NAME", "Agent Test"},    {"GIT_AUTHOR_EMAIL", "test@example.com"},
     {"GIT_COMMITTER_NAME", "Agent Test"}, {"GIT_COMMITTER_EMAIL", "test@example.com"},
 };
-
-int freeLoopbackPort() {
-    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
-    const int port = socket.address().port();
-    socket.close();
-    return port;
-}
 
 // Waits until `process` accepts on `port` (true) or has exited (false).
 bool acceptsConnections(BackgroundProcess& process, int port) {
@@ -116,7 +111,7 @@ std::string GitServer::head(const std::string& path, const std::string& branch) 
 void GitServer::startDaemon(const std::vector<std::string>& extraArgs) {
     if (daemon_) return;
     for (int attempt = 0; attempt < 5; ++attempt) {
-        port_ = freeLoopbackPort();
+        port_ = freePort();
         std::vector<std::string> argv = {kGit, "daemon", "--reuseaddr", "--export-all", "--informative-errors",
                                          "--listen=127.0.0.1", "--port=" + std::to_string(port_)};
         argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
@@ -140,7 +135,7 @@ std::string GitServer::daemonUrl(const std::string& path) const {
 }
 
 int closedLoopbackPort() {
-    return freeLoopbackPort();
+    return freePort();
 }
 
 SilentServer::SilentServer()
@@ -226,7 +221,7 @@ SshGitServer::SshGitServer() {
     const std::string hostKeyText = hostKey.substr(0, hostKey.rfind(' '));
 
     for (int attempt = 0; attempt < 5; ++attempt) {
-        port_ = freeLoopbackPort();
+        port_ = freePort();
         writeFile(home_ / ".ssh/known_hosts", "[127.0.0.1]:" + std::to_string(port_) + " " + hostKeyText + "\n");
         // StrictModes off: the key files live in a TempDir. The git served is told that the
         // root-owned test repositories are safe (git refuses a repository of another owner).

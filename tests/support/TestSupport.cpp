@@ -204,6 +204,23 @@ std::vector<std::string> lines(const std::string& text) {
     return result;
 }
 
+std::vector<std::string> procStat(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t close = stat.rfind(')'); // the command name may hold spaces and parentheses
+    std::vector<std::string> values;
+    if (close == std::string::npos || close + 2 > stat.size()) return values;
+    std::istringstream fields(stat.substr(close + 2));
+    for (std::string field; fields >> field;) values.push_back(field);
+    return values;
+}
+
+double cpuSeconds(pid_t pid) {
+    const std::vector<std::string> values = procStat(pid);
+    if (values.size() < 13) return 0;
+    return static_cast<double>(std::stoll(values[11]) + std::stoll(values[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 } // namespace agent::test

@@ -81,6 +81,11 @@ std::string writeAgentConfig(const TempDir& dir, const std::string& moduleDir, c
 std::vector<std::string> lines(const std::string& text);
 // True while the process runs; false once it exited, zombie or not.
 bool processAlive(pid_t pid);
+// /proc/<pid>/stat after the command name: [0] state, [1] ppid, ... [11] utime, [12] stime
+// (clock ticks), [19] start time; empty when the process is gone.
+std::vector<std::string> procStat(pid_t pid);
+// CPU seconds (user + system) the process has used so far; 0 when it is gone.
+double cpuSeconds(pid_t pid);
 bool contains(const std::string& text, const std::string& part);
 
 } // namespace agent::test
