@@ -143,4 +143,9 @@ void registerCoreRoutes(ModuleHost& host, std::chrono::system_clock::time_point 
     });
 }
 
+void registerHistoryRoutes(RouteTable& routes, const HistorySampler& history, const LogRing& log) {
+    routes.add("/me/history", {"GET"}, [&history](const HttpRequest&) { return jsonResponse(200, history.json()); });
+    routes.add("/me/log", {"GET"}, [&log](const HttpRequest&) { return jsonResponse(200, log.json()); });
+}
+
 } // namespace agent
