@@ -122,6 +122,9 @@ void registerCoreRoutes(ModuleHost& host, std::chrono::system_clock::time_point 
         status.set("version", AGENT_VERSION);
         status.set("commit", AGENT_GIT_COMMIT);
         status.set("hostname", identity.hostname);
+        Poco::JSON::Array::Ptr namespaces = new Poco::JSON::Array;
+        for (const std::string& ns : identity.namespaces) namespaces->add(ns);
+        status.set("namespaces", namespaces);
         status.set("uptime_seconds",
                    std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started).count());
         status.set("registry", host.registry().health());

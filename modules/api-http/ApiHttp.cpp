@@ -1,8 +1,9 @@
 // api-http: serves the agent's HTTP API on [agent] listen (host:port, or unix:/path.sock) with
 // Poco's HTTPServer. It serves the routes the core and modules registered and adds /post, the
 // push endpoint. Bounded: worker threads, queued connections, request time, body size; an
-// optional bearer token guards every route but /healthz.
+// optional bearer token guards every route but /healthz and the status page (StatusPage.h).
 #include "PostBody.h"
+#include "StatusPage.h"
 
 #include <agent/Abi.h>
 #include <agent/Context.h>
@@ -57,7 +58,8 @@ public:
             send(out, agent::errorResponse(400, "bad request URI: " + e.displayText()));
             return;
         }
-        if (!token_.empty() && request.path != "/healthz" && in.get("Authorization", "") != "Bearer " + token_) {
+        // The status page's files hold no data: served without the token, so the page can ask for it.
+        if (!token_.empty() && request.path != "/healthz" && !agent::api::isStatusPagePath(request.path) && in.get("Authorization", "") != "Bearer " + token_) {
             agent::HttpResponse response = agent::errorResponse(401, "a bearer token is required");
             response.headers.emplace_back("WWW-Authenticate", "Bearer");
             send(out, response);
@@ -106,7 +108,9 @@ public:
     const agent::ConfigSchema& configSchema() const override { return kSchema; }
     // A Server: the core starts it after, and stops it before, every module whose routes it serves.
     agent::ModuleDescription describe() const override {
-        return {static_cast<agent::Roles>(agent::Role::Server), {"/post"}, 1};
+        std::vector<std::string> routes = agent::api::statusPageRoutes(); // GET / (StatusPage.h)
+        routes.push_back("/post");
+        return {static_cast<agent::Roles>(agent::Role::Server), routes, 1};
     }
 
     void configure(const agent::ModuleConfig& config) override {
@@ -136,6 +140,7 @@ public:
     void start(agent::Context& context) override {
         context_ = &context;
         context.routes().add("/post", {"POST"}, [this](const agent::HttpRequest& request) { return post(request); });
+        agent::api::registerStatusPage(context.routes());
 
         Poco::Net::ServerSocket socket;
         if (listen_.rfind("unix:", 0) == 0) {
