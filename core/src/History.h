@@ -3,7 +3,7 @@
 // counters' deltas) and the host's CPU busy and memory used percentages (read from /proc by the
 // core itself, whether source-host is loaded or not), into a fixed ring of `capacity` (90) samples,
 // 15 minutes. The ring is allocated once, at the first sample, and never grows: its size is
-// HistoryRing::bytesFor(series, capacity), about 1.5 KiB per sink plus 2.2 KiB (§11.1).
+// HistoryRing::bytesFor(series, capacity): 2,160 bytes plus 1,440 per sink (§11.1).
 #pragma once
 
 #include <chrono>

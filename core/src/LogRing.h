@@ -1,7 +1,7 @@
 // The last warnings and errors of the log, kept in memory for the status page (GET /me/log): a
 // Poco Channel next to the log file's (core/src/Logging.cpp) that keeps the newest `capacity` (100)
 // messages at warning level or worse. Each text is cut at kMaxText bytes, so the ring holds at
-// most about capacity × (kMaxText + source) bytes, about 420 KiB.
+// most about capacity × (kMaxText + kMaxSource) bytes plus overhead, about 430 KiB.
 #pragma once
 
 #include <Poco/Channel.h>

@@ -27,7 +27,7 @@ namespace {
 
 const agent::ConfigSchema kSchema = {
     {"listen", agent::ConfigType::String, "127.0.0.1:1232", "host:port or unix:/path.sock", "agent.listen"},
-    {"token", agent::ConfigType::String, "", "bearer token required on every route but /healthz; \"\" = none"},
+    {"token", agent::ConfigType::String, "", "bearer token required on every route but /healthz and the status page; \"\" = none"},
     {"max_body_bytes", agent::ConfigType::Integer, "10485760", "larger request bodies get 413"},
     {"threads", agent::ConfigType::Integer, "8", "worker threads"},
     {"queue", agent::ConfigType::Integer, "1024", "connections waiting for a worker; more are refused"},
