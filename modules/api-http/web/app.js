@@ -151,6 +151,7 @@ async function refresh() {
     // Redrawing replaces the elements: keep the keyboard focus where it was.
     const focusKey = document.activeElement && document.activeElement.dataset
       ? document.activeElement.dataset.focusKey : undefined;
+    $('#data').hidden = false; // before drawing: the charts measure their width
     renderStatus(status);
     renderCharts(history, status);
     renderLog(log);
@@ -159,7 +160,6 @@ async function refresh() {
     $('#plugins-note').hidden = state.pluginsAvailable;
     $('#plugins-note').textContent = state.pluginsAvailable ? '' : `No plugin table: ${plugins.unavailable}`;
     renderPlugins();
-    $('#data').hidden = false;
     if (focusKey) {
       const again = document.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`);
       if (again) again.focus();
@@ -256,7 +256,7 @@ function sinkRow(name, d) {
 
 // ---- charts: hand-written SVG line charts --------------------------------------------------------
 
-const WIDTH = 600, HEIGHT = 180, LEFT = 52, RIGHT = 10, TOP = 10, BOTTOM = 24, WINDOW = 900;
+const HEIGHT = 180, LEFT = 52, RIGHT = 10, TOP = 10, BOTTOM = 24, WINDOW = 900;
 
 // A readable top for the y axis: 1, 2 or 5 times a power of ten, at least `max`.
 function niceMax(max) {
@@ -272,15 +272,16 @@ function axisNumber(value) {
 }
 
 // One figure: `lines` = [{label, values}] over `times` (seconds), the last 15 minutes up to `end`.
-function lineChart(id, title, unit, times, lines, fixedMax, end) {
+// `width` is the figure's width in CSS pixels, so that the labels keep their size on a phone.
+function lineChart(id, title, unit, times, lines, fixedMax, end, width) {
   const start = end - WINDOW;
   const all = lines.flatMap((line) => line.values).filter((v) => typeof v === 'number');
   const top = fixedMax || niceMax(Math.max(0, ...all));
-  const x = (t) => LEFT + ((t - start) / WINDOW) * (WIDTH - LEFT - RIGHT);
+  const x = (t) => LEFT + ((t - start) / WINDOW) * (width - LEFT - RIGHT);
   const y = (v) => TOP + (1 - Math.min(v, top) / top) * (HEIGHT - TOP - BOTTOM);
 
   const svg = el('svg', {
-    class: 'chart', viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'img', 'aria-labelledby': `${id}-title ${id}-desc`,
+    class: 'chart', viewBox: `0 0 ${width} ${HEIGHT}`, role: 'img', 'aria-labelledby': `${id}-title ${id}-desc`,
   });
   const latest = lines.map((line) => {
     const last = [...line.values].reverse().find((v) => typeof v === 'number');
@@ -289,7 +290,7 @@ function lineChart(id, title, unit, times, lines, fixedMax, end) {
   svg.append(el('title', { id: `${id}-title` }, title), el('desc', { id: `${id}-desc` }, `Latest: ${latest}.`));
   for (const fraction of [0, 0.5, 1]) {
     const value = top * fraction;
-    svg.append(el('line', { class: 'grid-line', x1: LEFT, x2: WIDTH - RIGHT, y1: y(value), y2: y(value) }),
+    svg.append(el('line', { class: 'grid-line', x1: LEFT, x2: width - RIGHT, y1: y(value), y2: y(value) }),
       el('text', { class: 'axis-label', x: LEFT - 6, y: y(value) + 4, 'text-anchor': 'end' }, axisNumber(value)));
   }
   for (const minutes of [15, 10, 5, 0]) {
@@ -324,16 +325,20 @@ function renderCharts(history, status) {
   const times = history.times || [];
   const series = history.series || {};
   const end = times.length ? times[times.length - 1] : Date.now() / 1000;
+  // The grid puts two charts side by side from 2 × 420 px (style.css .charts).
+  const available = $('#charts').clientWidth || 600;
+  const columns = available >= 2 * 420 + 16 ? 2 : 1;
+  const width = Math.max(280, Math.round((available - (columns - 1) * 16) / columns));
   const figures = [lineChart('chart-host', 'Host CPU and memory', '%', times, [
     { label: 'CPU busy', values: series['host.cpu_percent'] || [] },
     { label: 'Memory used', values: series['host.mem_percent'] || [] },
-  ], 100, end)];
+  ], 100, end, width)];
   for (const name of Object.keys(status.modules || {})) {
     if (!series[`sink.${name}.in`]) continue;
     figures.push(lineChart(`chart-sink-${name}`, `Sink ${name}: points per second`, 'points/s', times, [
       { label: 'In', values: series[`sink.${name}.in`] },
       { label: 'Out', values: series[`sink.${name}.out`] || [] },
-    ], 0, end));
+    ], 0, end, width));
   }
   $('#charts').replaceChildren(...figures);
 }
