@@ -53,8 +53,8 @@ function duration(seconds) {
   const d = Math.floor(seconds / 86400), h = Math.floor(seconds / 3600) % 24;
   const m = Math.floor(seconds / 60) % 60, s = seconds % 60;
   if (d) return `${d} d ${h} h`;
-  if (h) return `${h} h ${m} min`;
-  if (m) return `${m} min ${s} s`;
+  if (h) return m ? `${h} h ${m} min` : `${h} h`;
+  if (m) return s ? `${m} min ${s} s` : `${m} min`;
   return `${s} s`;
 }
 function ago(seconds) { return seconds ? `${clock(seconds)} (${duration(Date.now() / 1000 - seconds)} ago)` : 'never'; }
