@@ -1,7 +1,8 @@
 // The status page (GET /, modules/api-http/web/) in a real browser: headless chromium loads it from
 // a running agent with source-netif, source-host, source-exec (a registry fixture and two git
-// plugins), api-http and sink-file, reads the DOM, presses a plugin's "Disable" button, and with
-// a token set sees only the token prompt. Screenshots go to <build>/test-output/StatusPage/.
+// plugins), api-http and sink-file, reads the DOM, presses a plugin's "Disable" button (with the
+// mouse) and then "Enable" (with the keyboard), and with a token set sees only the token prompt.
+// Screenshots go to <build>/test-output/StatusPage/.
 #include "Browser.h"
 #include "GitServer.h"
 #include "RegistryFixture.h"
@@ -194,6 +195,17 @@ TEST_F(StatusPageTest, ShowsEveryModuleBothPluginsAndChartsAndItsDisableButtonWo
         << text(browser, "#plugin-action-result");
     EXPECT_TRUE(browser.waitFor("document.querySelector('button[data-action=\"enable\"][data-plugin=\"ops/disk\"]') !== null"));
     EXPECT_TRUE(contains(text(browser, "#plugins tbody tr[data-plugin=\"ops/disk\"]"), "disabled"));
+
+    // The focus moved to the Enable button that replaced it; Enter on it enables the plugin again.
+    ASSERT_TRUE(browser.waitFor("document.activeElement.dataset.focusKey === 'enable:ops/disk'"))
+        << browser.evaluate("document.activeElement.outerHTML").toString();
+    browser.pressEnter();
+    EXPECT_TRUE(eventually([&] {
+        const auto row = pluginRow(port_, "disk");
+        return row && row->getValue<bool>("enabled");
+    })) << readFile(dir_ / "log/agent.log");
+    EXPECT_TRUE(browser.waitFor("document.querySelector('#plugin-action-result').innerText.includes('Enabled ops/disk')"))
+        << text(browser, "#plugin-action-result");
 }
 
 TEST_F(StatusPageTest, WithATokenThePageAsksForItShowsNoDataAndKeepsItForTheSession) {

@@ -210,6 +210,19 @@ void Browser::click(const std::string& selector) {
     }
 }
 
+void Browser::pressEnter() {
+    for (const char* type : {"keyDown", "keyUp"}) {
+        Poco::JSON::Object params;
+        params.set("type", type);
+        params.set("key", "Enter");
+        params.set("code", "Enter");
+        params.set("windowsVirtualKeyCode", 13);
+        params.set("nativeVirtualKeyCode", 13);
+        if (std::string(type) == "keyDown") params.set("text", "\r");
+        command("Input.dispatchKeyEvent", params);
+    }
+}
+
 void Browser::screenshot(const std::string& path) {
     // The whole page, not only the viewport: clip to the content's size.
     const auto layout = command("Page.getLayoutMetrics");

@@ -42,6 +42,8 @@ public:
     // Scrolls the first element matching `selector` into view and clicks its centre with the
     // mouse, as a user would. Throws when nothing matches.
     void click(const std::string& selector);
+    // Presses and releases Enter on the focused element, as a keyboard user would.
+    void pressEnter();
     // A PNG of the whole page (beyond the viewport) written to `path`.
     void screenshot(const std::string& path);
     // One DevTools command; its "result" object. Throws on a protocol error.

@@ -132,7 +132,7 @@ $('#pause').addEventListener('click', () => {
 
 function refreshNow() {
   clearTimeout(state.timer);
-  refresh();
+  return refresh();
 }
 
 async function refresh() {
@@ -432,7 +432,14 @@ async function pluginAction(action, p) {
   } finally {
     state.busy.delete(busyKey);
   }
-  refreshNow();
+  await refreshNow();
+  // The pressed button was disabled and redrawn meanwhile: give the keyboard focus back to it, or
+  // to the button that replaced it (Enable after Disable).
+  if (document.activeElement === document.body || !document.activeElement) {
+    const next = { disable: 'enable', enable: 'disable' }[action] || action;
+    const button = document.querySelector(`[data-focus-key="${CSS.escape(`${next}:${name}`)}"]`);
+    if (button) button.focus();
+  }
 }
 
 $('#plugin-filter').addEventListener('input', renderPlugins);
