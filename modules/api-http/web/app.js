@@ -9,6 +9,7 @@ const TOKEN_KEY = 'agent-api-token';
 const state = {
   paused: false,
   timer: 0,
+  generation: 0,      // of the latest refresh: an older one still in flight neither draws nor reschedules
   plugins: [],        // the last /plugins/list answer
   pluginsAvailable: true,
   sort: { key: 'key', ascending: true },
@@ -136,6 +137,7 @@ function refreshNow() {
 }
 
 async function refresh() {
+  const generation = ++state.generation;
   try {
     // The plugin table is optional: without source-exec /plugins/list answers 404.
     const [status, history, log, plugins] = await Promise.all([
@@ -145,6 +147,7 @@ async function refresh() {
         return { unavailable: error.message };
       }),
     ]);
+    if (generation !== state.generation) return;
     $('#token-section').hidden = true;
     $('#load-error').hidden = true;
     $('#forget-token').hidden = !sessionStorage.getItem(TOKEN_KEY);
@@ -166,6 +169,7 @@ async function refresh() {
     }
     $('#refresh-state').textContent = `Updated ${clock(Date.now() / 1000)}; every ${REFRESH_MS / 1000} s`;
   } catch (error) {
+    if (generation !== state.generation) return;
     if (error instanceof Unauthorized) {
       const hadToken = !!sessionStorage.getItem(TOKEN_KEY);
       if (hadToken) sessionStorage.removeItem(TOKEN_KEY);
@@ -427,6 +431,7 @@ async function pluginAction(action, p) {
     else if (answer.enabled) result.textContent = `Enabled ${name}`;
     else result.textContent = `Disabled ${name} until ${clock(answer.disabled_until)}`;
   } catch (error) {
+    if (generation !== state.generation) return;
     if (error instanceof Unauthorized) { showTokenPrompt('The agent asks for the token again.'); return; }
     result.textContent = `${action} ${name} failed: ${error.message}`;
   } finally {
