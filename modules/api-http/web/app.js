@@ -161,6 +161,8 @@ async function refresh() {
     state.pluginsAvailable = !plugins.unavailable;
     state.plugins = Array.isArray(plugins) ? plugins : [];
     $('#plugins-note').hidden = state.pluginsAvailable;
+    // Without source-exec there is no table to show, only why.
+    $('#plugins-toolbar').hidden = $('#plugins-scroll').hidden = !state.pluginsAvailable;
     $('#plugins-note').textContent = state.pluginsAvailable ? '' : `No plugin table: ${plugins.unavailable}`;
     renderPlugins();
     if (focusKey) {
