@@ -404,7 +404,8 @@ function pluginRow(p) {
   const name = `${p.ns}/${p.project}`;
   const cells = PLUGIN_COLUMNS.map((column, index) => {
     const content = column.show ? column.show(p) : column.value(p);
-    return index === 1 ? el('th', { scope: 'row' }, content) : el('td', { class: column.num ? 'num' : undefined }, content);
+    const cls = column.num ? 'num' : column.key === 'result' ? 'status' : undefined;
+    return index === 1 ? el('th', { scope: 'row' }, content) : el('td', { class: cls }, content);
   });
   const button = (action, label) => el('button', {
     type: 'button', 'data-action': action, 'data-plugin': name, 'data-focus-key': `${action}:${name}`,
