@@ -59,7 +59,8 @@ public:
             return;
         }
         // The status page's files hold no data: served without the token, so the page can ask for it.
-        if (!token_.empty() && request.path != "/healthz" && !agent::api::isStatusPagePath(request.path) && in.get("Authorization", "") != "Bearer " + token_) {
+        if (!token_.empty() && request.path != "/healthz" && !agent::api::isStatusPagePath(request.path) &&
+            in.get("Authorization", "") != "Bearer " + token_) {
             agent::HttpResponse response = agent::errorResponse(401, "a bearer token is required");
             response.headers.emplace_back("WWW-Authenticate", "Bearer");
             send(out, response);
