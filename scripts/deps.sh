@@ -15,6 +15,7 @@ packages=(
   iproute2 libsystemd-dev systemd
   openssh-server # the tests start their own sshd: only the binary is needed
   dpkg-dev file patchelf debootstrap
+  chromium # the status page test drives it headless (tests/integration/StatusPageTest.cpp)
 )
 
 # (grep without -q: with pipefail, a grep that stops early would fail the pipe through SIGPIPE)

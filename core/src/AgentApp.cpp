@@ -363,6 +363,9 @@ int AgentApp::runAgent() {
     for (const std::string& skipped : settings.skippedModules) log.warning("module %s", skipped);
     ModuleHost host(*config, detectIdentity(settings.hostname, settings.namespaces), log);
     registerCoreRoutes(host, std::chrono::system_clock::now());
+    // The status page's charts and log (docs/ARCHITECTURE.md §11.1), sampled while the agent runs.
+    HistorySampler history(HistorySampler::sinkCounters(host.bus()), {});
+    registerHistoryRoutes(host.routes(), history, logRing());
     std::vector<ModuleReport> reports;
     host.load(settings.modules, reports);
     std::vector<std::string> problems;
@@ -388,10 +391,12 @@ int AgentApp::runAgent() {
     for (const std::string& name : settings.modules) names += (names.empty() ? "" : ", ") + name;
     log.information("agent %s started: pid %d, config %s, modules: %s, log %s", std::string(AGENT_VERSION),
                     static_cast<int>(getpid()), configPath_, names, logPath);
+    history.start(); // the bus's sinks are known now
     ready.succeed();
     notifyReady("collecting: " + std::to_string(settings.modules.size()) + " modules (" + names + ")");
 
     waitForTermination(log);
+    history.stop();
     notifyStopping();
     bool clean = true;
     {

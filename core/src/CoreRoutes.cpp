@@ -122,6 +122,9 @@ void registerCoreRoutes(ModuleHost& host, std::chrono::system_clock::time_point 
         status.set("version", AGENT_VERSION);
         status.set("commit", AGENT_GIT_COMMIT);
         status.set("hostname", identity.hostname);
+        Poco::JSON::Array::Ptr namespaces = new Poco::JSON::Array;
+        for (const std::string& ns : identity.namespaces) namespaces->add(ns);
+        status.set("namespaces", namespaces);
         status.set("uptime_seconds",
                    std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started).count());
         status.set("registry", host.registry().health());
@@ -141,6 +144,11 @@ void registerCoreRoutes(ModuleHost& host, std::chrono::system_clock::time_point 
         response.body = prometheusMetrics(host);
         return response;
     });
+}
+
+void registerHistoryRoutes(RouteTable& routes, const HistorySampler& history, const LogRing& log) {
+    routes.add("/me/history", {"GET"}, [&history](const HttpRequest&) { return jsonResponse(200, history.json()); });
+    routes.add("/me/log", {"GET"}, [&log](const HttpRequest&) { return jsonResponse(200, log.json()); });
 }
 
 } // namespace agent

@@ -17,6 +17,8 @@ namespace {
 std::mutex fileChannelMutex;                 // guards fileChannel
 Poco::AutoPtr<Poco::FileChannel> fileChannel; // the current log file, for reopenLog()
 
+Poco::AutoPtr<LogRing> recentProblems(new LogRing(100)); // logRing(); lives as long as the process
+
 Poco::AutoPtr<Poco::PatternFormatter> formatter() {
     Poco::AutoPtr<Poco::PatternFormatter> pattern(new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%iZ %p %s: %t"));
     pattern->setProperty("times", "UTC");
@@ -40,13 +42,19 @@ std::string setUpLogging(const LogSettings& settings) {
     splitter->addChannel(file);
     if (settings.alsoStderr) splitter->addChannel(new Poco::ConsoleChannel);
     Poco::AutoPtr<Poco::FormattingChannel> formatting(new Poco::FormattingChannel(formatter(), splitter));
+    // The ring gets the messages before formatting: it keeps time, level and source apart.
+    Poco::AutoPtr<Poco::SplitterChannel> root(new Poco::SplitterChannel);
+    root->addChannel(formatting);
+    root->addChannel(recentProblems);
 
-    Poco::Logger::root().setChannel(formatting);
+    Poco::Logger::root().setChannel(root);
     Poco::Logger::setLevel("", Poco::Logger::parseLevel(settings.level));
     std::lock_guard<std::mutex> lock(fileChannelMutex);
     fileChannel = file;
     return path;
 }
+
+LogRing& logRing() { return *recentProblems; }
 
 void reopenLog() {
     std::lock_guard<std::mutex> lock(fileChannelMutex);

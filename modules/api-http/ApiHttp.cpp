@@ -3,8 +3,10 @@
 // /var/run/monitor-agent.sock next to its TCP port), with Poco's HTTPServer: one server per
 // address, one handler factory, the same routes and token rule. It serves the routes the core and
 // modules registered and adds /post, the push endpoint. Bounded: worker threads, queued
-// connections, request time, body size; an optional bearer token guards every route but /healthz.
+// connections, request time, body size; an optional bearer token guards every route but /healthz
+// and the status page (StatusPage.h).
 #include "PostBody.h"
+#include "StatusPage.h"
 #include "UnixSocketFile.h"
 
 #include <agent/Abi.h>
@@ -32,7 +34,7 @@ namespace {
 
 const agent::ConfigSchema kSchema = {
     {"listen", agent::ConfigType::String, "127.0.0.1:1232", "host:port or unix:/path.sock", "agent.listen"},
-    {"token", agent::ConfigType::String, "", "bearer token required on every route but /healthz; \"\" = none"},
+    {"token", agent::ConfigType::String, "", "bearer token required on every route but /healthz and the status page; \"\" = none"},
     {"max_body_bytes", agent::ConfigType::Integer, "10485760", "larger request bodies get 413"},
     {"threads", agent::ConfigType::Integer, "8", "worker threads"},
     {"queue", agent::ConfigType::Integer, "1024", "connections waiting for a worker; more are refused"},
@@ -65,7 +67,9 @@ public:
             send(out, agent::errorResponse(400, "bad request URI: " + e.displayText()));
             return;
         }
-        if (!token_.empty() && request.path != "/healthz" && in.get("Authorization", "") != "Bearer " + token_) {
+        // The status page's files hold no data: served without the token, so the page can ask for it.
+        if (!token_.empty() && request.path != "/healthz" && !agent::api::isStatusPagePath(request.path) &&
+            in.get("Authorization", "") != "Bearer " + token_) {
             agent::HttpResponse response = agent::errorResponse(401, "a bearer token is required");
             response.headers.emplace_back("WWW-Authenticate", "Bearer");
             send(out, response);
@@ -114,7 +118,9 @@ public:
     const agent::ConfigSchema& configSchema() const override { return kSchema; }
     // A Server: the core starts it after, and stops it before, every module whose routes it serves.
     agent::ModuleDescription describe() const override {
-        return {static_cast<agent::Roles>(agent::Role::Server), {"/post"}, 1};
+        std::vector<std::string> routes = agent::api::statusPageRoutes(); // GET / (StatusPage.h)
+        routes.push_back("/post");
+        return {static_cast<agent::Roles>(agent::Role::Server), routes, 1};
     }
 
     void configure(const agent::ModuleConfig& config) override {
@@ -151,6 +157,7 @@ public:
     void start(agent::Context& context) override {
         context_ = &context;
         context.routes().add("/post", {"POST"}, [this](const agent::HttpRequest& request) { return post(request); });
+        agent::api::registerStatusPage(context.routes());
         publishHealth();
 
         Poco::Net::HTTPRequestHandlerFactory::Ptr factory =

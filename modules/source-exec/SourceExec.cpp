@@ -609,6 +609,16 @@ private:
         entry->set("entries_dropped", static_cast<Poco::UInt64>(plugin.entriesDropped));
         entry->set("entries_skipped", static_cast<Poco::UInt64>(plugin.entriesSkipped));
         if (!plugin.lastError.empty()) entry->set("last_error", plugin.lastError);
+        // For the status page: when the schedule runs it next (0 = not scheduled), and until when
+        // it is disabled (0 = enabled).
+        entry->set("disabled_until", disabled_->disabledUntil(plugin.ns, plugin.project, now()));
+        std::int64_t nextRun = 0;
+        if (plugin.task != 0 && plugin.period > 0 && plugin.nextDue != SteadyClock::time_point{}) {
+            SteadyClock::time_point due = plugin.nextDue;
+            while (due < SteadyClock::now()) due += std::chrono::seconds(plugin.period);
+            nextRun = now() + std::chrono::ceil<std::chrono::seconds>(due - SteadyClock::now()).count();
+        }
+        entry->set("next_run", nextRun);
         return entry;
     }
 
