@@ -130,6 +130,7 @@ public:
         report("start", started, now());
 
         // --- change
+        readLogs(); // what the agents logged so far is not about the change
         const double changed = now();
         std::vector<RegistryFixture::Entry> entries;
         for (int i = 0; i < kPlugins - 1; ++i)
