@@ -26,6 +26,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -254,20 +255,28 @@ private:
     void readSinks() {
         const double t = now();
         for (Agent& agent : agents_) {
-            std::ifstream in(agent.dir + "/metrics.lp");
-            in.seekg(static_cast<std::streamoff>(agent.offset));
-            std::string line;
-            while (std::getline(in, line)) {
-                if (in.eof()) break; // a partial last line: read it next time
-                agent.offset += line.size() + 1;
+            forNewLines(agent.dir + "/metrics.lp", agent.offset, [&](const std::string& line) {
                 ++agent.lines;
-                if (line.rfind("PLUGIN.p", 0) != 0) continue;
+                if (line.rfind("PLUGIN.p", 0) != 0) return;
                 const auto end = line.find(',');
                 const std::string plugin = line.substr(7, end - 7);
-                if (plugin.find('.') != std::string::npos) continue; // PLUGIN.<p>.<metric>: data, not the result
+                if (plugin.find('.') != std::string::npos) return; // PLUGIN.<p>.<metric>: data, not the result
                 agent.firstSeen.emplace(plugin, t);
                 agent.lastSeen[plugin] = t;
-            }
+            });
+        }
+    }
+
+    // Calls `each` for every whole line of `path` after `offset`, and moves `offset` past them; a
+    // partial last line (still being written) is left for the next call.
+    static void forNewLines(const std::string& path, std::uintmax_t& offset, const std::function<void(const std::string&)>& each) {
+        std::ifstream in(path);
+        in.seekg(static_cast<std::streamoff>(offset));
+        std::string line;
+        while (std::getline(in, line)) {
+            if (in.eof()) break;
+            offset += line.size() + 1;
+            each(line);
         }
     }
 
@@ -304,14 +313,9 @@ private:
     void readLogs() {
         const double t = now();
         for (Agent& agent : agents_) {
-            std::ifstream in(agent.dir + "/log/agent.log");
-            in.seekg(static_cast<std::streamoff>(agent.logOffset));
-            std::string line;
-            while (std::getline(in, line)) {
-                if (in.eof()) break;
-                agent.logOffset += line.size() + 1;
+            forNewLines(agent.dir + "/log/agent.log", agent.logOffset, [&](const std::string& line) {
                 if (line.find("registry (registry): namespaces") != std::string::npos) agent.applied = t;
-            }
+            });
         }
     }
 
