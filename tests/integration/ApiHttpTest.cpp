@@ -55,11 +55,6 @@ std::string agentOutput(const TempDir& dir, const CommandResult& result) {
     return result.out + result.err + readFile(dir / "log/agent.log");
 }
 
-std::string gitTemplate(const GitServer& git) {
-    const std::string bare = git.barePath("ops/x");
-    return "file://" + bare.substr(0, bare.size() - std::string("ops/x.git").size()) + "%s.git";
-}
-
 class ApiHttpTest : public testing::Test {
 protected:
     void startAgent(const std::string& listen, const std::string& apiSection, bool withExec = true) {
@@ -76,7 +71,7 @@ protected:
             "[api-http]\n" + apiSection + (withExec ? "[source-exec]\ninterval = 1\nclone_splay = 0\n" : "") +
                 "[sink-file]\npath = \"" + dir_ / "metrics.lp" + "\"\n",
             "registryaddr = \"" + registry_.url() + "\"\npluginsuser = \"nobody\"\n"
-            "git = \"" + gitTemplate(git_) + "\"\n");
+            "git = \"" + git_.fileUrlTemplate() + "\"\n");
         agent_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{kAgent, "run", "-f", config, "-Dagent.listen=" + listen}, dir_.path());
         ASSERT_TRUE(eventually([&] { return contains(readFile(dir_ / "log/agent.log"), "started: pid") || !agent_->running(); },
                                std::chrono::seconds(30)) && agent_->running())

@@ -34,15 +34,12 @@ RegistryFixture::Entry pluginEntry(const std::string& project, const std::string
 }
 
 std::string config(const TempDir& dir, const RegistryFixture& registry, const GitServer& git) {
-    // barePath("ops/x") is <root>/ops/x.git: the template maps group/project to the bare repos.
-    const std::string bare = git.barePath("ops/x");
-    const std::string root = bare.substr(0, bare.size() - std::string("ops/x.git").size());
     return writeAgentConfig(dir, AGENT_MODULE_DIR, "[\"source-exec\", \"sink-file\"]",
                             "[source-exec]\ninterval = 1\nclone_splay = 0\nkill_grace = 0.2\n"
                             "[sink-file]\npath = \"" + dir / "metrics.lp" + "\"\n",
                             "registryaddr = \"" + registry.url() + "\"\n"
                             "pluginsuser = \"nobody\"\n"
-                            "git = \"file://" + root + "%s.git\"\n");
+                            "git = \"" + git.fileUrlTemplate() + "\"\n");
 }
 
 // The row of ns `ops`, `project` in GET /plugins/list (read fresh on each call).

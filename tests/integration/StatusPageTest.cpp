@@ -81,8 +81,6 @@ protected:
                                  {"git", "git@git.example.com:ops/disk.git"}, {"interval", "2"}},
                                 {{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.broken"},
                                  {"git", "git@git.example.com:ops/broken.git"}, {"interval", "2"}}});
-        const std::string bare = git_.barePath("ops/x");
-        const std::string gitTemplate = "file://" + bare.substr(0, bare.size() - std::string("ops/x.git").size()) + "%s.git";
         port_ = freePort();
         const std::string config = writeAgentConfig(
             dir_, AGENT_MODULE_DIR, R"(["source-netif", "source-host", "source-exec", "api-http", "sink-file"])",
@@ -90,7 +88,7 @@ protected:
                 "[source-netif]\ninterval = 2\n[source-host]\ninterval = 2\n"
                 "[source-exec]\ninterval = 1\nclone_splay = 0\nkill_grace = 0.2\n"
                 "[sink-file]\npath = \"" + dir_ / "metrics.lp" + "\"\n",
-            "registryaddr = \"" + registry_.url() + "\"\npluginsuser = \"nobody\"\ngit = \"" + gitTemplate + "\"\n");
+            "registryaddr = \"" + registry_.url() + "\"\npluginsuser = \"nobody\"\ngit = \"" + git_.fileUrlTemplate() + "\"\n");
         agent_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{kAgent, "run", "-f", config}, dir_.path());
         ASSERT_TRUE(eventually([&] { return contains(readFile(dir_ / "log/agent.log"), "started: pid") || !agent_->running(); },
                                std::chrono::seconds(30)) && agent_->running())

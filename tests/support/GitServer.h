@@ -40,6 +40,8 @@ public:
 
     std::string barePath(const std::string& path) const { return root_.path() + "/" + path + ".git"; }
     std::string fileUrl(const std::string& path) const { return "file://" + barePath(path); }
+    // The [agent] git template ("%s" = group/project) that maps every repository to its file:// URL.
+    std::string fileUrlTemplate() const { return "file://" + root_.path() + "/%s.git"; }
 
     // Starts `git daemon` (every repository exported, read-only) and waits until it accepts.
     // `extraArgs` go before the base path (e.g. --verbose, which logs every connection to
