@@ -55,10 +55,7 @@ double now() {
 }
 
 RegistryFixture::Entry pluginEntry(const std::string& project, int interval) {
-    return {{"measurement_type", "PLUGIN"},
-            {"name", "PLUGIN." + project},
-            {"git", "git@git.example.com:fleet/" + project + ".git"},
-            {"interval", std::to_string(interval)}};
+    return RegistryFixture::pluginEntry(project, "git@git.example.com:fleet/" + project + ".git", std::to_string(interval));
 }
 
 std::string procField(pid_t pid, const std::string& file, const std::string& key) {

@@ -61,10 +61,8 @@ protected:
         git_.createRepo("ops/disk", "#!/bin/sh\necho '[{\"name\": \"used\", \"value\": 42}]'\n");
         git_.createRepo("ops/slow", "#!/bin/sh\nsleep 2\necho '[]'\n");
         registry_.setNamespace("ops", "1",
-                               {{{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.disk"},
-                                 {"git", "git@git.example.com:ops/disk.git"}, {"interval", "0"}},
-                                {{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.slow"},
-                                 {"git", "git@git.example.com:ops/slow.git"}, {"interval", "0"}}});
+                               {RegistryFixture::pluginEntry("disk", "git@git.example.com:ops/disk.git", "0"),
+                                RegistryFixture::pluginEntry("slow", "git@git.example.com:ops/slow.git", "0")});
         const std::string load = withExec ? "[\"api-http\", \"source-exec\", \"sink-file\"]" : "[\"api-http\", \"sink-file\"]";
         const std::string config = writeAgentConfig(
             dir_, AGENT_MODULE_DIR, load,

@@ -26,11 +26,9 @@ namespace {
 
 const std::string kAgent = AGENT_BINARY;
 
+// A plugin whose repository is ops/<project> on the test's GitServer (through the [agent] git template).
 RegistryFixture::Entry pluginEntry(const std::string& project, const std::string& interval) {
-    return {{"measurement_type", "PLUGIN"},
-            {"name", "PLUGIN." + project},
-            {"git", "git@git.example.com:ops/" + project + ".git"},
-            {"interval", interval}};
+    return RegistryFixture::pluginEntry(project, "git@git.example.com:ops/" + project + ".git", interval);
 }
 
 std::string config(const TempDir& dir, const RegistryFixture& registry, const GitServer& git) {
@@ -117,8 +115,8 @@ TEST(ExecPlugin, RegistryEntriesThatWouldEscapePluginsdirAreRefused) {
     GitServer git;
     git.createRepo("ops/fine");
     RegistryFixture registry;
-    registry.setNamespace("ops", "1", {{{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.x"}, {"git", "git@h:../../etc.git"}, {"interval", "1"}},
-                                       {{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.y"}, {"git", "/abs/path"}, {"interval", "1"}},
+    registry.setNamespace("ops", "1", {RegistryFixture::pluginEntry("x", "git@h:../../etc.git", "1"),
+                                       RegistryFixture::pluginEntry("y", "/abs/path", "1"),
                                        pluginEntry("fine", "1")});
     BackgroundProcess agent({kAgent, "run", "-f", config(dir, registry, git)}, dir.path());
     ASSERT_TRUE(eventually([&] { return contains(readFile(dir / "metrics.lp"), "PLUGIN.fine,"); }, std::chrono::seconds(40)))

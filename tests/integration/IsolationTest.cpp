@@ -105,10 +105,6 @@ bool stillRuns(pid_t pid, const std::string& start) {
     return values.size() >= 20 && values[19] == start && values[0] != "Z";
 }
 
-RegistryFixture::Entry pluginEntry(const std::string& project, const std::string& git, const std::string& interval) {
-    return {{"measurement_type", "PLUGIN"}, {"name", "PLUGIN." + project}, {"git", git}, {"interval", interval}};
-}
-
 } // namespace
 
 // 50 plugins that run 4.4 s of their 5 s period (the scheduled timeout is the period minus 0.5 s),
@@ -135,11 +131,11 @@ TEST(Isolation, SlowHangingAndUnclonablePluginsDelayNeitherTheHostCollectorNorEa
 
     std::vector<RegistryFixture::Entry> entries;
     for (int i = 0; i < kSlow; ++i)
-        entries.push_back(pluginEntry("slow" + std::to_string(i), git.daemonUrl("ops/slow" + std::to_string(i)), "5"));
+        entries.push_back(RegistryFixture::pluginEntry("slow" + std::to_string(i), git.daemonUrl("ops/slow" + std::to_string(i)), "5"));
     for (int i = 0; i < kHanging; ++i)
-        entries.push_back(pluginEntry("hang" + std::to_string(i), git.daemonUrl("ops/hang" + std::to_string(i)), "5"));
+        entries.push_back(RegistryFixture::pluginEntry("hang" + std::to_string(i), git.daemonUrl("ops/hang" + std::to_string(i)), "5"));
     for (int i = 0; i < kUnclonable; ++i)
-        entries.push_back(pluginEntry("mute" + std::to_string(i),
+        entries.push_back(RegistryFixture::pluginEntry("mute" + std::to_string(i),
                                       "git://127.0.0.1:" + std::to_string(silent.port()) + "/ops/mute" + std::to_string(i) + ".git",
                                       "5"));
     RegistryFixture registry;
@@ -285,8 +281,8 @@ TEST(Isolation, APluginStillRunningWhenDueSkipsOnlyItsOwnPeriods) {
     git.createRepo("ops/stuck", "#!/bin/sh\ntrap '' TERM\nsleep 1000\n");
     git.createRepo("ops/quick", "#!/bin/sh\necho '[]'\n");
     RegistryFixture registry;
-    registry.setNamespace("ops", "1", {pluginEntry("stuck", git.fileUrl("ops/stuck"), "1"),
-                                       pluginEntry("quick", git.fileUrl("ops/quick"), "1")});
+    registry.setNamespace("ops", "1", {RegistryFixture::pluginEntry("stuck", git.fileUrl("ops/stuck"), "1"),
+                                       RegistryFixture::pluginEntry("quick", git.fileUrl("ops/quick"), "1")});
     const int port = freePort();
     const std::string metrics = dir / "metrics.lp";
     const std::string config = writeAgentConfig(

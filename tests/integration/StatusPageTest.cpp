@@ -77,10 +77,8 @@ protected:
         git_.createRepo("ops/disk", "#!/bin/sh\necho '[{\"name\": \"used\", \"value\": 42}]'\n");
         git_.createRepo("ops/broken", "#!/bin/sh\necho oops >&2\nexit 3\n");
         registry_.setNamespace("ops", "1",
-                               {{{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.disk"},
-                                 {"git", "git@git.example.com:ops/disk.git"}, {"interval", "2"}},
-                                {{"measurement_type", "PLUGIN"}, {"name", "PLUGIN.broken"},
-                                 {"git", "git@git.example.com:ops/broken.git"}, {"interval", "2"}}});
+                               {RegistryFixture::pluginEntry("disk", "git@git.example.com:ops/disk.git", "2"),
+                                RegistryFixture::pluginEntry("broken", "git@git.example.com:ops/broken.git", "2")});
         port_ = freePort();
         const std::string config = writeAgentConfig(
             dir_, AGENT_MODULE_DIR, R"(["source-netif", "source-host", "source-exec", "api-http", "sink-file"])",

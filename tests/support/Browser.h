@@ -47,7 +47,7 @@ public:
     // A PNG of the whole page (beyond the viewport) written to `path`.
     void screenshot(const std::string& path);
     // One DevTools command; its "result" object. Throws on a protocol error.
-    Poco::JSON::Object::Ptr command(const std::string& method, const Poco::JSON::Object& params = {});
+    Poco::JSON::Object::Ptr command(const std::string& method, const Poco::JSON::Object& params = Poco::JSON::Object());
 
     // What chromium wrote to stderr so far (for failure messages).
     std::string log() const;

@@ -25,6 +25,12 @@ public:
     };
     using Entry = std::map<std::string, std::string>;
 
+    // A PLUGIN entry as the registry lists it: "PLUGIN.<name>", its git address, its period in
+    // seconds (a string, as the registry sends it).
+    static Entry pluginEntry(const std::string& name, const std::string& git, const std::string& interval) {
+        return {{"measurement_type", "PLUGIN"}, {"name", "PLUGIN." + name}, {"git", git}, {"interval", interval}};
+    }
+
     RegistryFixture();
     ~RegistryFixture();
     RegistryFixture(const RegistryFixture&) = delete;
