@@ -1,7 +1,8 @@
 // sink-nsq in the real agent: `agent run` with the test source source-burst publishing through
 // sink-nsq to an NsqPeer (nsqd's protocol V2 on loopback), delivery after nsqd was down, a batch
-// nsqd refuses for good, and
+// nsqd refuses for good (and the agent's counters saying so), and
 // `agent check` on configs that name sink-nsq, the Go agent's seed among them.
+#include "HttpClient.h"
 #include "NsqPeer.h"
 #include "TestSupport.h"
 
@@ -154,16 +155,47 @@ TEST(NsqSink, PointsPublishedWhileNsqdIsDownAreDeliveredWhenItComesBack) {
     EXPECT_EQ(received.problems, std::vector<std::string>{});
 }
 
+// The agent's /metrics line `name{sink="sink-nsq"} N`: N, or -1 when absent or unanswered.
+std::int64_t nsqCounter(int port, const std::string& name) {
+    HttpReply reply;
+    try {
+        reply = httpCall(port, "GET", "/metrics");
+    } catch (const Poco::Exception&) {
+        return -1;
+    }
+    const std::string prefix = name + "{sink=\"sink-nsq\"} ";
+    for (const std::string& line : lines(reply.body))
+        if (line.rfind(prefix, 0) == 0) return std::stoll(line.substr(prefix.size()));
+    return -1;
+}
+
 TEST(NsqSink, BatchNsqdRefusesForGoodIsDroppedOnceAndTheOthersDelivered) {
     NsqPeer peer;
     peer.refuseMessagesContaining("\"seq\":\"2\""); // the third collection: one batch, one message
     TempDir dir;
-    const std::string config = burstConfig(dir, peer, "retry_initial = 0.2\nretry_max = 1\n");
+    // api-http is loaded too, for the counters an operator reads.
+    const int port = freePort();
+    const std::string modules = linkModuleDir(
+        dir, {AGENT_MODULE_DIR "/sink-nsq.so", AGENT_MODULE_DIR "/api-http.so", AGENT_TEST_MODULE_DIR "/source-burst.so"});
+    std::string config = writeConfig(dir, modules, "[\"source-burst\", \"sink-nsq\", \"api-http\"]",
+                                     "[output]\nservers = [\"" + peer.address() +
+                                         "\"]\nbuffersize = 10000\ndrain_timeout = 2\nretry_initial = 0.2\nretry_max = 1\n"
+                                         "[source-burst]\npoints = 500\ncollections = 4\ninterval = 1\n");
+    std::string text = readFile(config);
+    text.replace(text.find("listen = \"\""), std::string("listen = \"\"").size(),
+                 "listen = \"127.0.0.1:" + std::to_string(port) + "\"");
+    writeFile(config, text);
     BackgroundProcess agent({kAgent, "run", "-f", config}, dir.path());
     ASSERT_TRUE(eventually([&] { return receivedBy(peer).distinct.size() >= 1500; }, std::chrono::seconds(60)))
         << receivedBy(peer).distinct.size() << " points\n"
         << logOf(dir, agent);
     std::this_thread::sleep_for(std::chrono::seconds(2)); // a retry of the refused batch would show by now
+    // Every point is counted once: 1,500 delivered, the refused batch's 500 dropped, none left.
+    EXPECT_TRUE(eventually([&] { return nsqCounter(port, "agent_sink_points_dropped_total") == 500; },
+                           std::chrono::seconds(10)))
+        << nsqCounter(port, "agent_sink_points_dropped_total") << " dropped\n" << httpCall(port, "GET", "/metrics").body;
+    EXPECT_EQ(nsqCounter(port, "agent_sink_points_in_total"), 2000);
+    EXPECT_EQ(nsqCounter(port, "agent_sink_points_out_total"), 1500);
     agent.signal(SIGTERM);
     EXPECT_EQ(agent.wait(std::chrono::seconds(10)), 0) << logOf(dir, agent);
 
