@@ -5,10 +5,32 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace agent::probe {
 
-// Connects to host:port within `timeout`; false and the reason when it cannot.
+// One PORT check: can a TCP connection to host:port be made within `timeout`.
+struct PortTarget {
+    std::string host;
+    int port = 0;
+    std::chrono::milliseconds timeout{3000};
+};
+
+struct PortResult {
+    bool up = false;
+    std::string error; // why not, when not up: "<host>:<port>: <reason>"
+};
+
+// At most this many connects are in flight at once (each holds a file descriptor).
+constexpr std::size_t kMaxConnectsInFlight = 128;
+
+// Checks every target at once, each within its own timeout, so a round of unreachable ports takes
+// about one timeout, not their sum. One result per target, in order. Host names are resolved
+// first, one after another (numeric addresses need no lookup). The connection is closed as soon
+// as it is made; nothing is sent.
+std::vector<PortResult> tcpConnectAll(const std::vector<PortTarget>& targets);
+
+// The same for one target: true when it connects; false and the reason when it cannot.
 bool tcpConnect(const std::string& host, int port, std::chrono::milliseconds timeout, std::string& error);
 
 struct ProcessUsage {

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <vector>
 #include <unistd.h>
 
 namespace {
@@ -39,7 +40,8 @@ std::string field(const agent::Registry::Entry& entry, const char* key, const st
 class SourceProbe : public agent::Source {
 public:
     const agent::ConfigSchema& configSchema() const override { return kSchema; }
-    // Two threads: a round that waits on connect timeouts must not hold up the module's other work.
+    // Two threads: a round that waits on connect timeouts must not hold up the module's other work
+    // (a round's PORT checks run at once, so it waits about one timeout at most).
     agent::ModuleDescription describe() const override {
         return {static_cast<agent::Roles>(agent::Role::Source), {}, 2};
     }
@@ -61,6 +63,7 @@ public:
         if (context_ == nullptr) return;
         const auto now = Clock::now();
         const std::int64_t wall = static_cast<std::int64_t>(std::time(nullptr));
+        std::vector<PortCheck> ports; // connected all at once after the walk
         for (const std::string& ns : context_->identity().namespaces) {
             for (const agent::Registry::Entry& entry : context_->registry().entries(ns)) {
                 const std::string type = field(entry, "measurement_type");
@@ -78,15 +81,23 @@ public:
                                                                        std::chrono::milliseconds(500))
                     continue; // its own interval is longer than the round
                 lastRun_[key] = now;
-                if (type == "PORT") checkPort(ns, name, entry, key, wall, out);
+                if (type == "PORT") preparePort(ns, name, entry, key, ports);
                 else checkProc(ns, name, entry, key, wall, now, out);
             }
         }
+        checkPorts(ports, wall, out);
     }
 
 private:
-    void checkPort(const std::string& ns, const std::string& name, const agent::Registry::Entry& entry,
-                   const std::string& key, std::int64_t wall, agent::Batch& out) {
+    // A PORT entry of this round, ready to connect.
+    struct PortCheck {
+        std::string ns;
+        std::string name;
+        agent::probe::PortTarget target;
+    };
+
+    void preparePort(const std::string& ns, const std::string& name, const agent::Registry::Entry& entry,
+                     const std::string& key, std::vector<PortCheck>& ports) {
         int port = 0;
         if (!Poco::NumberParser::tryParse(field(entry, "port"), port) || port < 1 || port > 65535) {
             refuse(key, "PORT entry " + name + " in " + ns + ": port \"" + field(entry, "port") + "\" is not 1 to 65535");
@@ -94,11 +105,25 @@ private:
         }
         double timeout = connectTimeout_;
         Poco::NumberParser::tryParseFloat(field(entry, "connect_timeout"), timeout);
-        std::string error;
-        const bool up = agent::probe::tcpConnect(field(entry, "host", "127.0.0.1"), port,
-                                                 std::chrono::milliseconds(static_cast<long>(timeout * 1000)), error);
-        out.push_back(agent::makePoint(ns, "PORT." + name + "." + std::to_string(port), std::int64_t{up ? 1 : 0}, wall));
-        if (!up) context_->logger().debug("PORT %s: %s", name, error);
+        if (!(timeout > 0 && timeout <= 60)) timeout = connectTimeout_; // the entry's own value, if sane
+        ports.push_back(PortCheck{ns, name,
+                                  {field(entry, "host", "127.0.0.1"), port,
+                                   std::chrono::milliseconds(static_cast<long>(timeout * 1000))}});
+    }
+
+    // Every PORT check of the round at once: unreachable ports cost one timeout, not one each.
+    void checkPorts(const std::vector<PortCheck>& ports, std::int64_t wall, agent::Batch& out) {
+        if (ports.empty()) return;
+        std::vector<agent::probe::PortTarget> targets;
+        targets.reserve(ports.size());
+        for (const PortCheck& check : ports) targets.push_back(check.target);
+        const std::vector<agent::probe::PortResult> results = agent::probe::tcpConnectAll(targets);
+        for (std::size_t i = 0; i < ports.size(); ++i) {
+            const PortCheck& check = ports[i];
+            out.push_back(agent::makePoint(check.ns, "PORT." + check.name + "." + std::to_string(check.target.port),
+                                           std::int64_t{results[i].up ? 1 : 0}, wall));
+            if (!results[i].up) context_->logger().debug("PORT %s: %s", check.name, results[i].error);
+        }
     }
 
     void checkProc(const std::string& ns, const std::string& name, const agent::Registry::Entry& entry,

@@ -1,13 +1,15 @@
-// source-probe's checks: a TCP connect to a listening and to a closed port; processes found by
-// their executable in a hand-made /proc and in this machine's.
+// source-probe's checks: a TCP connect to a listening and to a closed port, many unreachable ports
+// checked at once; processes found by their executable in a hand-made /proc and in this machine's.
 #include "ProbeChecks.h"
 
 #include "TestSupport.h"
 
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/StreamSocket.h>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <unistd.h>
 
 using agent::test::TempDir;
@@ -34,6 +36,43 @@ TEST(ProbeChecks, ConnectSucceedsOnAListeningPortAndFailsOnAClosedOne) {
     listening.close();
     EXPECT_FALSE(agent::probe::tcpConnect("127.0.0.1", port, std::chrono::seconds(2), error));
     EXPECT_NE(error.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << error;
+}
+
+// A port that takes no connection and refuses none, as behind a firewall that drops packets: a
+// listener with a backlog of 0 whose one queued connection is never accepted. The kernel then
+// drops further SYNs, and a connect waits for its timeout.
+TEST(ProbeChecks, UnreachablePortsAreCheckedAtOnceSoARoundTakesAboutOneTimeout) {
+    Poco::Net::ServerSocket silent;
+    silent.bind(Poco::Net::SocketAddress("127.0.0.1", 0));
+    silent.listen(0);
+    const int silentPort = silent.address().port();
+    Poco::Net::StreamSocket queued;
+    queued.connect(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(silentPort)));
+    Poco::Net::ServerSocket listening(Poco::Net::SocketAddress("127.0.0.1", 0));
+    Poco::Net::ServerSocket closing(Poco::Net::SocketAddress("127.0.0.1", 0));
+    const int closedPort = closing.address().port();
+    closing.close();
+
+    constexpr int kSilent = 30;
+    std::vector<agent::probe::PortTarget> targets;
+    targets.push_back({"127.0.0.1", listening.address().port(), std::chrono::seconds(1)});
+    targets.push_back({"127.0.0.1", closedPort, std::chrono::seconds(1)});
+    for (int i = 0; i < kSilent; ++i) targets.push_back({"127.0.0.1", silentPort, std::chrono::seconds(1)});
+
+    const auto started = std::chrono::steady_clock::now();
+    const std::vector<agent::probe::PortResult> results = agent::probe::tcpConnectAll(targets);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+    ASSERT_EQ(results.size(), targets.size());
+    EXPECT_TRUE(results[0].up) << results[0].error;
+    EXPECT_FALSE(results[1].up);
+    EXPECT_NE(results[1].error.find("refused"), std::string::npos) << results[1].error;
+    for (int i = 0; i < kSilent; ++i) {
+        EXPECT_FALSE(results[2 + i].up);
+        EXPECT_NE(results[2 + i].error.find("no connection within 1000 ms"), std::string::npos) << results[2 + i].error;
+    }
+    // One after another they would take 30 s; at once, about the one timeout.
+    EXPECT_LT(seconds, 10.0) << kSilent << " silent ports took " << seconds << " s";
 }
 
 TEST(ProbeChecks, ProcessesAreCountedByExecutableWithTheirUsageSummed) {
