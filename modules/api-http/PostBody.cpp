@@ -61,19 +61,30 @@ struct SimdjsonDocument {
     static double number(const Value& v) { return v.get_double().value_unsafe(); }
     static bool boolean(const Value& v) { return v.get_bool().value_unsafe(); }
 
-    // An object's members sorted by key, a repeated key once with its last value (as Poco's map has them).
+    // An object's members sorted by key, a repeated key once with its last value (as Poco's map has
+    // them). One allocation: sorted and deduplicated in place. Tags and fields objects are small,
+    // so they are sorted by insertion; a big one (a hostile body) by a stable merge sort.
     static std::vector<std::pair<std::string_view, Value>> members(const Value& v) {
+        constexpr std::size_t kInsertionSortUpTo = 16;
         std::vector<std::pair<std::string_view, Value>> all;
         const simdjson::dom::object object = v.get_object().value_unsafe(); // a copy: the result is a temporary
+        all.reserve(object.size());
         for (const simdjson::dom::key_value_pair field : object) all.emplace_back(field.key, field.value);
-        std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-        std::vector<std::pair<std::string_view, Value>> last;
-        last.reserve(all.size());
+        const auto byKey = [](const auto& a, const auto& b) { return a.first < b.first; };
+        if (all.size() <= kInsertionSortUpTo) {
+            for (std::size_t i = 1; i < all.size(); ++i) {
+                for (std::size_t j = i; j > 0 && byKey(all[j], all[j - 1]); --j) std::swap(all[j], all[j - 1]);
+            }
+        } else {
+            std::stable_sort(all.begin(), all.end(), byKey);
+        }
+        std::size_t kept = 0;
         for (std::size_t i = 0; i < all.size(); ++i) {
             if (i + 1 < all.size() && all[i + 1].first == all[i].first) continue;
-            last.push_back(all[i]);
+            all[kept++] = all[i];
         }
-        return last;
+        all.erase(all.begin() + static_cast<std::ptrdiff_t>(kept), all.end());
+        return all;
     }
 
     static bool entryKeys(const Value& entry, EntryKeys<Value>& keys) {

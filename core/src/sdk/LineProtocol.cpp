@@ -8,6 +8,7 @@
 // (escaped); in string values they are legal inside the quotes.
 #include <agent/LineProtocol.h>
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -15,17 +16,36 @@
 namespace agent {
 namespace {
 
+// What a byte may need in a name, key or tag value: kSpecial always takes a backslash, kEquals
+// only where '=' must be escaped, kBackslash one when a special follows it or it ends the text.
+constexpr unsigned char kSpecial = 1, kEquals = 2, kBackslash = 4;
+constexpr std::array<unsigned char, 256> kEscapeClass = [] {
+    std::array<unsigned char, 256> table{};
+    for (const char c : {',', ' ', '\n', '\r', '\t'}) table[static_cast<unsigned char>(c)] = kSpecial;
+    table[static_cast<unsigned char>('=')] = kEquals;
+    table[static_cast<unsigned char>('\\')] = kBackslash;
+    return table;
+}();
+
 // Appends `text`, escaping what line protocol needs; runs with nothing to escape are appended
 // in one piece (most names and values have nothing to escape). A backslash right before a
 // character we escape, or at the very end, would itself escape that character (or the separator
 // after the text) in InfluxDB's parser, so it is doubled: the line stays parseable, and the value
 // reads back with the backslash doubled, the one case line protocol cannot carry exactly.
 void appendEscaped(std::string& out, std::string_view text, bool escapeEquals) {
+    // Most names and tags need nothing: one look-up per byte, then one append.
+    const unsigned char mask = kSpecial | kBackslash | (escapeEquals ? kEquals : 0);
+    std::size_t first = 0;
+    while (first < text.size() && (kEscapeClass[static_cast<unsigned char>(text[first])] & mask) == 0) ++first;
+    if (first == text.size()) {
+        out.append(text);
+        return;
+    }
     auto special = [escapeEquals](char c) {
         return c == ',' || c == ' ' || (escapeEquals && c == '=') || c == '\n' || c == '\r' || c == '\t';
     };
     std::size_t runStart = 0;
-    for (std::size_t i = 0; i < text.size(); ++i) {
+    for (std::size_t i = first; i < text.size(); ++i) {
         const char c = text[i];
         if (c == '\\' && (i + 1 == text.size() || special(text[i + 1]))) {
             out.append(text.data() + runStart, i + 1 - runStart);
