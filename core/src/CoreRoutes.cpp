@@ -133,7 +133,7 @@ void registerCoreRoutes(ModuleHost& host, std::chrono::system_clock::time_point 
         status.stringify(out);
         return jsonResponse(200, out.str());
     });
-    routes.add("/update", {"GET", "POST"}, [&host](const HttpRequest&) {
+    routes.addSlow("/update", {"GET", "POST"}, [&host](const HttpRequest&) {
         std::string error;
         if (host.registry().pollNow(error)) return jsonResponse(200, R"({"updated":true})");
         return errorResponse(503, "registry poll failed: " + error);

@@ -174,7 +174,8 @@ bool ModuleHost::load(const std::vector<std::string>& names, std::vector<ModuleR
             errors.throwIfAny();
             slot.module.instance->configure(config_.section(name, schema));
             // Last, so that a module that is not kept never owns a path.
-            for (const std::string& problem : routes_.declare(name, slot.module.description.routes))
+            for (const std::string& problem : routes_.declare(name, slot.module.description.routes,
+                                                                     slot.module.description.slowRoutes))
                 report.problems.push_back(report.path + ": " + problem);
             report.ok = report.problems.empty();
         } catch (const ModuleLoadError& error) {

@@ -2,6 +2,8 @@
 
 #include <Poco/Exception.h>
 
+#include <algorithm>
+
 namespace agent {
 namespace {
 
@@ -26,7 +28,14 @@ void RouteTable::add(const std::string& path, std::vector<std::string> methods, 
     routes_[path] = Route{"", std::set<std::string>(methods.begin(), methods.end()), std::move(handler)};
 }
 
-std::vector<std::string> RouteTable::declare(const std::string& owner, const std::vector<std::string>& paths) {
+void RouteTable::addSlow(const std::string& path, std::vector<std::string> methods, RouteHandler handler) {
+    add(path, std::move(methods), std::move(handler));
+    std::lock_guard<std::mutex> lock(mutex_);
+    routes_[path].slow = true;
+}
+
+std::vector<std::string> RouteTable::declare(const std::string& owner, const std::vector<std::string>& paths,
+                                             const std::vector<std::string>& slowPaths) {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::string> problems;
     for (const std::string& path : paths) {
@@ -38,8 +47,16 @@ std::vector<std::string> RouteTable::declare(const std::string& owner, const std
         if (it != routes_.end() && it->second.owner != owner)
             problems.push_back("route " + path + " belongs to " + ownerText(it->second.owner));
     }
+    for (const std::string& path : slowPaths) {
+        if (std::find(paths.begin(), paths.end(), path) == paths.end())
+            problems.push_back("slow route \"" + path + "\" is not among the module's routes");
+    }
     if (!problems.empty()) return problems;
-    for (const std::string& path : paths) routes_[path].owner = owner;
+    for (const std::string& path : paths) {
+        Route& route = routes_[path];
+        route.owner = owner;
+        route.slow = std::find(slowPaths.begin(), slowPaths.end(), path) != slowPaths.end();
+    }
     return problems;
 }
 
@@ -66,6 +83,7 @@ void RouteTable::withdraw(const std::string& owner) {
 
 HttpResponse RouteTable::dispatch(const HttpRequest& request, std::string& route) const {
     RouteHandler handler;
+    bool slow = false;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         auto it = routes_.find(request.path);
@@ -89,7 +107,28 @@ HttpResponse RouteTable::dispatch(const HttpRequest& request, std::string& route
             return response;
         }
         handler = it->second.handler;
+        if (it->second.slow) {
+            if (slowInFlight_ >= kSlowRequestsAtOnce) {
+                HttpResponse response = errorResponse(
+                    503, "the agent is already answering " + std::to_string(kSlowRequestsAtOnce) +
+                             " slow requests (plugin runs, updates, registry polls); try again in a moment");
+                response.headers.emplace_back("Retry-After", "1");
+                return response;
+            }
+            ++slowInFlight_;
+            slow = true;
+        }
     }
+    // A slow request gives its place back however the handler ends.
+    struct SlowPlace {
+        const RouteTable& table;
+        bool held;
+        ~SlowPlace() {
+            if (!held) return;
+            std::lock_guard<std::mutex> lock(table.mutex_);
+            --table.slowInFlight_;
+        }
+    } place{*this, slow};
     try {
         return handler(request);
     } catch (const Poco::Exception& e) {

@@ -4,7 +4,8 @@
 // A module's paths are owned by declaration (ModuleDescription::routes): the table knows the owner
 // of each declared path, refuses a path to any other module, and answers 503 naming the owner
 // while the owner has not registered it or has stopped. Paths the core adds itself (add()) are the
-// core's.
+// core's. Slow routes (ModuleDescription::slowRoutes, addSlow()) share a budget of
+// kSlowRequestsAtOnce requests in flight; beyond it they answer 503 with Retry-After at once.
 #pragma once
 
 #include <agent/Routes.h>
@@ -21,11 +22,15 @@ class RouteTable : public RouteRegistry {
 public:
     // The core's own routes.
     void add(const std::string& path, std::vector<std::string> methods, RouteHandler handler) override;
+    // The same for a route of the core whose answer may wait long (/update).
+    void addSlow(const std::string& path, std::vector<std::string> methods, RouteHandler handler);
     HttpResponse handle(const HttpRequest& request) const override;
 
-    // Records that `owner` serves `paths` (at load). Returns one problem per path that is not
-    // absolute, belongs to the core or to another module; nothing is recorded then.
-    std::vector<std::string> declare(const std::string& owner, const std::vector<std::string>& paths);
+    // Records that `owner` serves `paths` (at load), `slowPaths` among them slow. Returns one
+    // problem per path that is not absolute, belongs to the core or to another module, and per slow
+    // path that is not among `paths`; nothing is recorded then.
+    std::vector<std::string> declare(const std::string& owner, const std::vector<std::string>& paths,
+                                     const std::vector<std::string>& slowPaths = {});
     // A module's registration. Throws Poco::InvalidArgumentException for a path `owner` did not
     // declare, or one that another module or the core owns.
     void addFor(const std::string& owner, const std::string& path, std::vector<std::string> methods,
@@ -41,12 +46,14 @@ private:
         std::string owner; // "" = the core
         std::set<std::string> methods;
         RouteHandler handler; // empty while the owner has not registered it (or has stopped)
+        bool slow = false;
     };
     HttpResponse dispatch(const HttpRequest& request, std::string& route) const;
 
-    mutable std::mutex mutex_; // guards routes_ and counts_
+    mutable std::mutex mutex_; // guards routes_, counts_ and slowInFlight_
     std::map<std::string, Route> routes_;
     mutable std::map<std::pair<std::string, int>, std::uint64_t> counts_;
+    mutable unsigned slowInFlight_ = 0;
 };
 
 // What one module sees as Context::routes(): registrations are checked against its declaration;

@@ -105,7 +105,8 @@ public:
     agent::ModuleDescription describe() const override {
         return {static_cast<agent::Roles>(agent::Role::Source),
                 {"/plugins/list", "/plugins/run", "/plugins/update", "/plugins/enable", "/plugins/disable"},
-                2};
+                2,
+                {"/plugins/run", "/plugins/update"}}; // they wait for a run or a clone
     }
 
     void configure(const agent::ModuleConfig& config) override {

@@ -57,12 +57,14 @@ std::string agentOutput(const TempDir& dir, const CommandResult& result) {
 
 class ApiHttpTest : public testing::Test {
 protected:
-    void startAgent(const std::string& listen, const std::string& apiSection, bool withExec = true) {
+    // `more` are registry entries besides the plugins disk and slow (whose repositories the test makes).
+    void startAgent(const std::string& listen, const std::string& apiSection, bool withExec = true,
+                    std::vector<RegistryFixture::Entry> more = {}) {
         git_.createRepo("ops/disk", "#!/bin/sh\necho '[{\"name\": \"used\", \"value\": 42}]'\n");
         git_.createRepo("ops/slow", "#!/bin/sh\nsleep 2\necho '[]'\n");
-        registry_.setNamespace("ops", "1",
-                               {RegistryFixture::pluginEntry("disk", "git@git.example.com:ops/disk.git", "0"),
-                                RegistryFixture::pluginEntry("slow", "git@git.example.com:ops/slow.git", "0")});
+        more.push_back(RegistryFixture::pluginEntry("disk", "git@git.example.com:ops/disk.git", "0"));
+        more.push_back(RegistryFixture::pluginEntry("slow", "git@git.example.com:ops/slow.git", "0"));
+        registry_.setNamespace("ops", "1", std::move(more));
         const std::string load = withExec ? "[\"api-http\", \"source-exec\", \"sink-file\"]" : "[\"api-http\", \"sink-file\"]";
         const std::string config = writeAgentConfig(
             dir_, AGENT_MODULE_DIR, load,
@@ -188,6 +190,53 @@ TEST_F(ApiHttpTest, RunOfARunningPluginIsRefusedWith409) {
     EXPECT_EQ(second.status, 409);
     EXPECT_TRUE(contains(second.body, "plugin is running")) << second.body;
     EXPECT_EQ(first.get().status, 200);
+}
+
+// /plugins/run and /plugins/update wait for a run or a clone: at most 4 such requests are answered
+// at once (kSlowRequestsAtOnce), the rest are refused at once with Retry-After instead of holding
+// the server's threads, and /post is answered meanwhile.
+TEST_F(ApiHttpTest, SlowRequestsBeyondTheirShareAreRefusedWithRetryAfterWhilePostsGoOn) {
+    constexpr int kRuns = 10;
+    std::vector<RegistryFixture::Entry> sleepers;
+    for (int i = 0; i < kRuns; ++i) {
+        const std::string name = "sleep" + std::to_string(i);
+        git_.createRepo("ops/" + name, "#!/bin/sh\nsleep 6\necho '[]'\n");
+        sleepers.push_back(RegistryFixture::pluginEntry(name, "git@git.example.com:ops/" + name + ".git", "0"));
+    }
+    const int port = freePort();
+    startAgent("127.0.0.1:" + std::to_string(port), "", true, sleepers);
+    for (int i = 0; i < kRuns; ++i)
+        ASSERT_TRUE(eventually([&] { return fileExists(dir_ / ("plugins/ops/sleep" + std::to_string(i) + "/plugin")); },
+                               std::chrono::seconds(60)));
+
+    std::vector<std::future<HttpReply>> runs;
+    for (int i = 0; i < kRuns; ++i)
+        runs.push_back(std::async(std::launch::async, [port, i] {
+            return httpCall(port, "POST", "/plugins/run?ns=ops&timeout=20&repo=sleep" + std::to_string(i));
+        }));
+    ASSERT_TRUE(eventually([&] { return contains(httpCall(port, "GET", "/plugins/list").body, "\"running\":true"); }));
+    const HttpReply posted = httpCall(port, "POST", "/post?ns=ops", R"([{"name": "during", "value": 1}])");
+    EXPECT_EQ(posted.status, 200) << posted.body;
+    EXPECT_EQ(httpCall(port, "GET", "/metrics").status, 200);
+
+    int answered = 0;
+    int refused = 0;
+    for (std::future<HttpReply>& run : runs) {
+        const HttpReply reply = run.get();
+        if (reply.status == 200) {
+            ++answered;
+            EXPECT_TRUE(contains(reply.body, "\"result\":\"ok\"")) << reply.body;
+        } else {
+            ++refused;
+            EXPECT_EQ(reply.status, 503) << reply.body;
+            EXPECT_EQ(reply.retryAfter, "1");
+            EXPECT_TRUE(contains(reply.body, "already answering 4 slow requests")) << reply.body;
+        }
+    }
+    EXPECT_EQ(answered, 4);
+    EXPECT_EQ(refused, kRuns - 4);
+    // The places are free again.
+    EXPECT_EQ(httpCall(port, "POST", "/plugins/run?ns=ops&repo=disk").status, 200);
 }
 
 TEST_F(ApiHttpTest, UnixSocketServesTheSameRoutes) {

@@ -253,6 +253,63 @@ TEST(RouteOwnership, ADeclaredPathAnswers503NamingItsModuleUntilRegisteredAndAft
         << notLoaded.body;
 }
 
+// Slow routes (a plugin run, a clone, a registry poll) share kSlowRequestsAtOnce places, the core's
+// and every module's together: one more is refused at once with Retry-After, every other route
+// goes on, and a place is given back however its handler ends.
+TEST(RouteOwnership, SlowRequestsShareABoundedNumberOfPlacesAndTheOtherRoutesGoOn) {
+    agent::RouteTable table;
+    Gate gate;
+    table.addSlow("/update", {"GET"}, [](const agent::HttpRequest&) { return agent::jsonResponse(200, "{}"); });
+    table.add("/metrics", {"GET"}, [](const agent::HttpRequest&) { return agent::jsonResponse(200, "{}"); });
+    ASSERT_TRUE(table.declare("source-exec", {"/plugins/run", "/plugins/list"}, {"/plugins/run"}).empty());
+    agent::ModuleRoutes exec(table, "source-exec");
+    std::atomic<bool> throwNext{false};
+    exec.add("/plugins/run", {"GET"}, [&](const agent::HttpRequest&) {
+        if (throwNext.exchange(false)) throw std::runtime_error("the run failed");
+        gate.wait();
+        return agent::jsonResponse(200, "{}");
+    });
+    exec.add("/plugins/list", {"GET"}, [](const agent::HttpRequest&) { return agent::jsonResponse(200, "[]"); });
+    const auto get = [&table](const std::string& path) {
+        agent::HttpRequest request;
+        request.method = "GET";
+        request.path = path;
+        return table.handle(request);
+    };
+
+    std::vector<std::thread> running;
+    std::vector<int> statuses(agent::kSlowRequestsAtOnce, 0);
+    for (unsigned i = 0; i < agent::kSlowRequestsAtOnce; ++i)
+        running.emplace_back([&, i] { statuses[i] = get("/plugins/run").status; });
+    ASSERT_TRUE(eventually([&] { return gate.waiting() == static_cast<int>(agent::kSlowRequestsAtOnce); }, 10s));
+
+    for (const std::string path : {"/plugins/run", "/update"}) {
+        const agent::HttpResponse refused = get(path);
+        EXPECT_EQ(refused.status, 503) << path;
+        EXPECT_NE(refused.body.find("already answering 4 slow requests"), std::string::npos) << refused.body;
+        ASSERT_EQ(refused.headers.size(), 1u) << path;
+        EXPECT_EQ(refused.headers[0], (std::pair<std::string, std::string>{"Retry-After", "1"}));
+    }
+    EXPECT_EQ(get("/plugins/list").status, 200);
+    EXPECT_EQ(get("/metrics").status, 200);
+
+    gate.open();
+    for (std::thread& thread : running) thread.join();
+    EXPECT_EQ(statuses, std::vector<int>(agent::kSlowRequestsAtOnce, 200));
+    throwNext = true;
+    EXPECT_EQ(get("/plugins/run").status, 500);
+    // Every place is free again, the one whose handler threw included.
+    for (unsigned i = 0; i <= agent::kSlowRequestsAtOnce; ++i) EXPECT_EQ(get("/update").status, 200);
+    EXPECT_EQ(table.requestCounts().at({"/update", 503}), 1u);
+}
+
+TEST(RouteOwnership, ASlowRouteMustBeAmongTheModulesRoutes) {
+    agent::RouteTable table;
+    const std::vector<std::string> problems = table.declare("source-a", {"/a"}, {"/b"});
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems[0], "slow route \"/b\" is not among the module's routes");
+}
+
 TEST(ModuleOrder, ServersStartLastAndStopFirstThenReportersThenOthersThenSinks) {
     // Load order: a source, a sink, the API, a reporter, another source, another sink.
     const std::vector<Roles> loaded = {roles(Role::Source), roles(Role::Sink),   roles(Role::Server),

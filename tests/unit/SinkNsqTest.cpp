@@ -637,7 +637,9 @@ TEST_F(SinkNsqWriter, MessagesTheServerRefusesAreCountedRejectedAndTheAcknowledg
         EXPECT_EQ(unique.count(marked), 0u) << marked;
     // What is missing is exactly the messages holding a marked point: runs around 50-51 and 130.
     for (std::int64_t n = 0; n < 200; ++n) {
-        if (unique.count(n) == 0) EXPECT_TRUE(std::abs(n - 50) < 20 || std::abs(n - 130) < 20) << n;
+        if (unique.count(n) == 0) {
+            EXPECT_TRUE(std::abs(n - 50) < 20 || std::abs(n - 130) < 20) << n;
+        }
     }
     EXPECT_GE(peer.refusals(), 2u);
     const Poco::JSON::Object::Ptr health = writer.health();

@@ -5,7 +5,7 @@
 // type in core/include/agent changes layout or a virtual function is added, removed or reordered.
 #pragma once
 
-#define AGENT_SDK_ABI 8
+#define AGENT_SDK_ABI 9
 
 #define AGENT_MODULE_ABI_SYMBOL "agent_module_abi"
 

@@ -6,7 +6,9 @@
 // executor (Context::scheduler(), Scheduler::post) and Module::describe(). ABI 7 (Module.h): Sink::write
 // returns a WriteResult with delivered and rejected counts; SinkBatching::concurrency. ABI 8:
 // PublishResult::noSink (an agent without sinks refuses what is posted to it), and in Metric.h
-// tidyTagValues() and parseDecimalNumber(), the Go agent's rules for what its clients send.
+// tidyTagValues() and parseDecimalNumber(), the Go agent's rules for what its clients send. ABI 9:
+// ModuleDescription::slowRoutes and kSlowRequestsAtOnce (Routes.h), a bounded share of the HTTP
+// server's threads for routes that wait for a run or a clone.
 #pragma once
 
 #include <agent/Metric.h>

@@ -48,6 +48,11 @@ struct ModuleDescription {
     // never waits for another module's threads; give more than one when the module's tasks may
     // block (a statvfs() on a dead NFS mount) and others of its tasks must go on meanwhile.
     unsigned workers = 1;
+    // Those of `routes` whose answer may wait long: a plugin run, a clone, a registry poll. The
+    // agent answers at most kSlowRequestsAtOnce (Routes.h) such requests at once, the core's and
+    // every module's together; one more gets 503 with Retry-After, so that slow requests never
+    // take every thread of the HTTP server from /post and the other routes.
+    std::vector<std::string> slowRoutes{};
 };
 
 class Module {

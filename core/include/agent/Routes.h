@@ -27,6 +27,10 @@ struct HttpResponse {
 
 using RouteHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+// Requests to slow routes (ModuleDescription::slowRoutes, and the core's /update) answered at
+// once, agent-wide. api-http's default 8 threads keep at least 4 for every other route.
+constexpr unsigned kSlowRequestsAtOnce = 4;
+
 HttpResponse jsonResponse(int status, const std::string& json);
 HttpResponse errorResponse(int status, const std::string& message);
 
@@ -37,7 +41,8 @@ public:
     virtual void add(const std::string& path, std::vector<std::string> methods, RouteHandler handler) = 0;
     // Answers a request: the route's handler, 405 for a method it does not take, 503 naming the
     // module for a path a module declared but does not serve now (not started yet, or stopped),
-    // 404 otherwise (naming the module that would serve it when it ships with the agent).
+    // 503 with Retry-After for a slow route while kSlowRequestsAtOnce slow requests are being
+    // answered, 404 otherwise (naming the module that would serve it when it ships with the agent).
     virtual HttpResponse handle(const HttpRequest& request) const = 0;
 };
 
