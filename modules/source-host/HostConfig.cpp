@@ -3,15 +3,11 @@
 #include "HostConfig.h"
 
 #include <algorithm>
-#include <charconv>
 #include <set>
 #include <string>
 
 namespace agent::host {
 namespace {
-
-// An interval longer than a day is almost certainly a typo (milliseconds for seconds).
-constexpr std::int64_t kMaxIntervalSeconds = 86'400;
 
 std::string intervalKey(Group group) {
     return std::string(groupName(group)) + "_interval";
@@ -156,31 +152,25 @@ const std::map<std::string, std::vector<Group>>& registryTypes() {
 
 } // namespace
 
+const std::set<std::string>& registryTypesOfHost() {
+    static const std::set<std::string> names = [] {
+        std::set<std::string> keys;
+        for (const auto& [type, groups] : registryTypes()) keys.insert(type);
+        return keys;
+    }();
+    return names;
+}
+
 std::vector<GroupSchedule> withRegistryIntervals(const std::vector<GroupSchedule>& configured,
-                                                 const std::vector<TypeInterval>& fromRegistry,
-                                                 std::vector<std::string>& problems) {
-    std::map<Group, std::int64_t> chosen;
-    for (const TypeInterval& entry : fromRegistry) {
-        const auto type = registryTypes().find(entry.type);
-        if (type == registryTypes().end()) continue;
-        std::int64_t seconds = 0;
-        const auto [end, error] = std::from_chars(entry.interval.data(), entry.interval.data() + entry.interval.size(), seconds);
-        if (error != std::errc() || end != entry.interval.data() + entry.interval.size() || seconds < 1 ||
-            seconds > kMaxIntervalSeconds) {
-            problems.push_back("registry entry " + entry.type + " of namespace " + entry.ns + ": interval \"" +
-                               entry.interval + "\" is not 1 to " + std::to_string(kMaxIntervalSeconds) +
-                               " seconds; ignored");
-            continue;
-        }
-        for (Group group : type->second) {
-            auto [it, inserted] = chosen.emplace(group, seconds);
-            if (!inserted) it->second = std::min(it->second, seconds);
-        }
-    }
+                                                 const std::map<std::string, std::int64_t>& byType) {
     std::vector<GroupSchedule> schedules = configured;
-    for (GroupSchedule& schedule : schedules) {
-        const auto it = chosen.find(schedule.group);
-        if (it != chosen.end()) schedule.intervalSeconds = it->second;
+    for (const auto& [typeName, seconds] : byType) {
+        const auto type = registryTypes().find(typeName);
+        if (type == registryTypes().end()) continue;
+        for (GroupSchedule& schedule : schedules) {
+            if (std::find(type->second.begin(), type->second.end(), schedule.group) != type->second.end())
+                schedule.intervalSeconds = seconds;
+        }
     }
     return schedules;
 }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,21 +37,20 @@ struct CollectionTask {
 // only fs waits.
 std::vector<CollectionTask> planTasks(const std::vector<GroupSchedule>& schedules);
 
-// Intervals the registry sets per measurement type, as the Go agent read them: an entry
-// {"measurement_type": "CPU", "interval": "30"} of a namespace of the host. CPU covers cpu, ps
-// and alive (the Go agent collected the three together), MEM mem, DISK disk, FS fs and kernel.
-// Returns the configured schedules with those groups' intervals replaced; when namespaces
-// disagree the shortest interval wins. A type the module does not know (NET, PORT, PLUGIN ...)
-// is not its business and is passed over; an interval that is not 1 to 86400 is ignored and
-// described in `problems`.
-struct TypeInterval {
-    std::string type;     // measurement_type
-    std::string interval; // as the registry sends it: a string
-    std::string ns;       // where it came from, for the messages
-};
+// The longest interval a group may have, from the section or the registry: a day (a longer one is
+// almost certainly a typo, milliseconds for seconds).
+constexpr std::int64_t kMaxIntervalSeconds = 86'400;
+
+// The registry's measurement types that time source-host's groups, as the Go agent read them
+// (agent/RegistryIntervals.h): CPU covers cpu, ps and alive (the Go agent collected the three
+// together), MEM mem, DISK disk, FS fs and kernel.
+const std::set<std::string>& registryTypesOfHost();
+
+// The configured schedules with the groups of each type in `byType` (seconds, from
+// agent::registryIntervals()) given that interval. A group that `groups` left out stays out, and
+// a type the module does not know (NET, PORT, PLUGIN ...) is passed over.
 std::vector<GroupSchedule> withRegistryIntervals(const std::vector<GroupSchedule>& configured,
-                                                 const std::vector<TypeInterval>& fromRegistry,
-                                                 std::vector<std::string>& problems);
+                                                 const std::map<std::string, std::int64_t>& byType);
 
 const agent::ConfigSchema& hostConfigSchema();
 

@@ -11,6 +11,7 @@
 #include <agent/Metric.h>
 #include <agent/Module.h>
 #include <agent/ModuleConfig.h>
+#include <agent/RegistryIntervals.h>
 
 #include <Poco/ClassLibrary.h>
 #include <Poco/Exception.h>
@@ -152,17 +153,11 @@ private:
         const std::uint64_t generation = registry.generation();
         if (generation == registryGeneration_) return false;
         registryGeneration_ = generation;
-        std::vector<agent::host::TypeInterval> intervals;
-        for (const std::string& ns : context_->identity().namespaces) {
-            for (const agent::Registry::Entry& entry : registry.entries(ns)) {
-                const auto type = entry.find("measurement_type");
-                const auto interval = entry.find("interval");
-                if (type != entry.end() && interval != entry.end()) intervals.push_back({type->second, interval->second, ns});
-            }
-        }
         std::vector<std::string> problems;
-        std::vector<agent::host::GroupSchedule> wanted =
-            agent::host::withRegistryIntervals(settings_.schedules, intervals, problems);
+        const std::map<std::string, std::int64_t> byType =
+            agent::registryIntervals(agent::namespaceEntries(registry, context_->identity().namespaces),
+                                     agent::host::registryTypesOfHost(), agent::host::kMaxIntervalSeconds, problems);
+        std::vector<agent::host::GroupSchedule> wanted = agent::host::withRegistryIntervals(settings_.schedules, byType);
         for (const std::string& problem : problems)
             context_->logger().warning("source-host: %s", problem);
         if (sameSchedules(wanted, applied_)) return false;

@@ -4,13 +4,13 @@
 // config table, the schedule (the section's interval, or the one a registry NET entry sets), the
 // per-namespace copies, logging and health.
 #include "NetifCollector.h"
-#include "RegistryInterval.h"
 
 #include <agent/Abi.h>
 #include <agent/Context.h>
 #include <agent/Metric.h>
 #include <agent/Module.h>
 #include <agent/ModuleConfig.h>
+#include <agent/RegistryIntervals.h>
 
 #include <Poco/ClassLibrary.h>
 #include <Poco/Exception.h>
@@ -23,8 +23,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -153,18 +153,18 @@ private:
         const std::uint64_t generation = registry.generation();
         if (generation == registryGeneration_) return false;
         registryGeneration_ = generation;
-        std::vector<agent::netif::NamespaceEntries> namespaces;
-        for (const std::string& ns : context_->identity().namespaces)
-            namespaces.emplace_back(ns, registry.entries(ns));
         std::vector<std::string> problems;
-        const std::optional<std::int64_t> fromRegistry =
-            agent::netif::registryNetInterval(namespaces, kMaxIntervalSeconds, problems);
+        const std::map<std::string, std::int64_t> byType =
+            agent::registryIntervals(agent::namespaceEntries(registry, context_->identity().namespaces), {"NET"},
+                                     kMaxIntervalSeconds, problems);
+        const auto net = byType.find("NET");
+        const bool fromRegistry = net != byType.end();
         for (const std::string& problem : problems)
             context_->logger().warning("source-netif: %s", problem);
-        const std::int64_t wanted = fromRegistry.value_or(sectionSeconds_);
-        if (wanted == appliedSeconds_ && fromRegistry.has_value() == fromRegistry_) return false;
+        const std::int64_t wanted = fromRegistry ? net->second : sectionSeconds_;
+        if (wanted == appliedSeconds_ && fromRegistry == fromRegistry_) return false;
         appliedSeconds_ = wanted;
-        fromRegistry_ = fromRegistry.has_value();
+        fromRegistry_ = fromRegistry;
         context_->logger().information("source-netif: interval now %s s (%s; registry generation %s)",
                                        std::to_string(wanted),
                                        std::string(fromRegistry ? "a registry NET entry"

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -157,11 +158,8 @@ std::int64_t intervalIn(const std::vector<GroupSchedule>& schedules, Group group
 
 TEST(HostConfig, RegistryIntervalsReplaceTheSectionsPerMeasurementTypeAsTheGoAgentGroupedThem) {
     const HostSettings settings = settingsOf("interval = 10\n");
-    std::vector<std::string> problems;
-    const std::vector<GroupSchedule> schedules = withRegistryIntervals(
-        settings.schedules, {{"CPU", "30", "ops"}, {"FS", "300", "ops"}, {"PLUGIN", "5", "ops"}, {"NET", "2", "ops"}},
-        problems);
-    EXPECT_TRUE(problems.empty());
+    const std::vector<GroupSchedule> schedules =
+        withRegistryIntervals(settings.schedules, {{"CPU", 30}, {"FS", 300}, {"PLUGIN", 5}, {"NET", 2}});
     EXPECT_EQ(intervalIn(schedules, Group::Cpu), 30);
     EXPECT_EQ(intervalIn(schedules, Group::Ps), 30);
     EXPECT_EQ(intervalIn(schedules, Group::Alive), 30);
@@ -170,28 +168,14 @@ TEST(HostConfig, RegistryIntervalsReplaceTheSectionsPerMeasurementTypeAsTheGoAge
     EXPECT_EQ(intervalIn(schedules, Group::Mem), 10); // no MEM entry: the section's
     EXPECT_EQ(intervalIn(schedules, Group::Disk), 10);
     EXPECT_EQ(schedules.size(), settings.schedules.size());
+    EXPECT_EQ(registryTypesOfHost(), (std::set<std::string>{"CPU", "DISK", "FS", "MEM"}));
 }
 
-TEST(HostConfig, RegistryIntervalsOfSeveralNamespacesTakeTheShortestAndNeverAddAGroup) {
+TEST(HostConfig, RegistryIntervalsNeverAddAGroupThatGroupsLeftOut) {
     const HostSettings settings = settingsOf("groups = [\"mem\", \"cpu\"]\n");
-    std::vector<std::string> problems;
-    const std::vector<GroupSchedule> schedules =
-        withRegistryIntervals(settings.schedules, {{"MEM", "60", "a"}, {"MEM", "20", "b"}, {"DISK", "5", "a"}}, problems);
+    const std::vector<GroupSchedule> schedules = withRegistryIntervals(settings.schedules, {{"MEM", 20}, {"DISK", 5}});
     ASSERT_EQ(schedules.size(), 2u);
     EXPECT_EQ(intervalIn(schedules, Group::Mem), 20);
     EXPECT_EQ(intervalIn(schedules, Group::Cpu), 10);
     EXPECT_EQ(intervalIn(schedules, Group::Disk), -1); // left out by `groups`: the registry does not add it
-}
-
-TEST(HostConfig, BadRegistryIntervalsAreIgnoredAndNamed) {
-    const HostSettings settings = settingsOf("interval = 15\n");
-    std::vector<std::string> problems;
-    const std::vector<GroupSchedule> schedules = withRegistryIntervals(
-        settings.schedules, {{"CPU", "0", "ops"}, {"MEM", "ten", "ops"}, {"DISK", "86401", "web"}, {"FS", "7s", "ops"}},
-        problems);
-    for (Group group : kAllGroups)
-        EXPECT_EQ(intervalIn(schedules, group), 15) << groupName(group);
-    ASSERT_EQ(problems.size(), 4u);
-    EXPECT_EQ(problems[0], "registry entry CPU of namespace ops: interval \"0\" is not 1 to 86400 seconds; ignored");
-    EXPECT_EQ(problems[2], "registry entry DISK of namespace web: interval \"86401\" is not 1 to 86400 seconds; ignored");
 }

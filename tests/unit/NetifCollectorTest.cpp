@@ -3,7 +3,6 @@
 // a sys/class/net/<if>/speed tree). Each test copies its case into a temporary directory and
 // swaps snapshots in between reads, the way the kernel's file changes between two collections.
 #include "NetifCollector.h"
-#include "RegistryInterval.h"
 
 #include <gtest/gtest.h>
 
@@ -451,38 +450,4 @@ TEST(NetifCollector, ReadsThisMachinesProcNetDev) {
     EXPECT_EQ(collector.malformedLinesTotal(), 0u);
     collector.collect(2.0, 1'700'000'001, batch);
     for (const agent::Metric& metric : batch) EXPECT_GE(std::get<double>(metric.fields[0].value), 0.0);
-}
-
-// The Go agent's registry timed the interface figures with {"measurement_type": "NET",
-// "interval": "30"}; namespaces that disagree get the shortest, bad values are named and ignored.
-TEST(NetifRegistryInterval, NetEntriesSetTheIntervalTheShortestWinsBadOnesAreIgnored) {
-    using agent::netif::registryNetInterval;
-    std::vector<std::string> problems;
-    EXPECT_FALSE(registryNetInterval({}, 86400, problems).has_value());
-    EXPECT_FALSE(registryNetInterval({{"ops", {{{"measurement_type", "CPU"}, {"interval", "1"}},
-                                               {{"measurement_type", "PLUGIN"}, {"interval", "1"}}}}},
-                                     86400, problems)
-                     .has_value())
-        << "other types time other modules";
-    EXPECT_TRUE(problems.empty());
-
-    const std::vector<agent::netif::NamespaceEntries> namespaces = {
-        {"ops", {{{"measurement_type", "NET"}, {"interval", "30"}}, {{"measurement_type", "CPU"}, {"interval", "1"}}}},
-        {"web", {{{"measurement_type", "NET"}, {"interval", "5"}}}},
-        {"db", {{{"measurement_type", "NET"}, {"interval", "soon"}}, {{"measurement_type", "NET"}, {"interval", "0"}},
-                {{"measurement_type", "NET"}, {"interval", "86401"}}, {{"measurement_type", "NET"}, {"interval", "2 "}},
-                {{"measurement_type", "NET"}}}},
-    };
-    const std::optional<std::int64_t> seconds = registryNetInterval(namespaces, 86400, problems);
-    ASSERT_TRUE(seconds.has_value());
-    EXPECT_EQ(*seconds, 5);
-    ASSERT_EQ(problems.size(), 4u);
-    EXPECT_EQ(problems[0], "registry entry NET of namespace db: interval \"soon\" is not 1 to 86400 seconds; ignored");
-    EXPECT_NE(problems[3].find("\"2 \""), std::string::npos) << problems[3];
-
-    problems.clear();
-    EXPECT_FALSE(registryNetInterval({{"db", {{{"measurement_type", "NET"}, {"interval", "-3"}}}}}, 86400, problems)
-                     .has_value())
-        << "only bad values: the section's interval stays";
-    EXPECT_EQ(problems.size(), 1u);
 }

@@ -8,7 +8,8 @@
 // PublishResult::noSink (an agent without sinks refuses what is posted to it), and in Metric.h
 // tidyTagValues() and parseDecimalNumber(), the Go agent's rules for what its clients send. ABI 9:
 // ModuleDescription::slowRoutes and kSlowRequestsAtOnce (Routes.h), a bounded share of the HTTP
-// server's threads for routes that wait for a run or a clone.
+// server's threads for routes that wait for a run or a clone; registryIntervals()
+// (RegistryIntervals.h), the registry's intervals for the host's collectors.
 #pragma once
 
 #include <agent/Metric.h>
