@@ -14,6 +14,7 @@
 # Environment: INFLUXD (default /usr/bin/influxd), BENCH_BATCH_SIZE (default 5000), BENCH_GZIP (false; not GZIP, which gzip itself reads).
 set -euo pipefail
 
+source "$(dirname "$0")/influxd.sh"
 build=$(cd "${1:?usage: $0 BUILD_DIR [POINTS_PER_COLLECTION] [COLLECTIONS]}" && pwd)
 per_collection=${2:-50000}
 collections=${3:-8}
@@ -51,47 +52,8 @@ now() { date +%s.%N; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 ticks_per_second=$(getconf CLK_TCK)
 
-read -r http_port rpc_port < <(python3 -c '
-import socket
-a, b = socket.socket(), socket.socket()
-a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
-print(a.getsockname()[1], b.getsockname()[1])')
-url="http://127.0.0.1:$http_port"
-
-cat >"$work/influxdb.conf" <<EOF
-reporting-disabled = true
-bind-address = "127.0.0.1:$rpc_port"
-[meta]
-  dir = "$work/influx/meta"
-  logging-enabled = false
-[data]
-  dir = "$work/influx/data"
-  wal-dir = "$work/influx/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[subscriber]
-  enabled = false
-[http]
-  bind-address = "127.0.0.1:$http_port"
-  log-enabled = false
-[logging]
-  suppress-logo = true
-  level = "warn"
-EOF
-
-start_influxd() {
-    "$influxd" -config "$work/influxdb.conf" >>"$work/influxd.log" 2>&1 &
-    influx_pid=$!
-    for _ in $(seq 600); do
-        [[ $(curl -s -o /dev/null -w '%{http_code}' "$url/ping") == 204 ]] && return 0
-        kill -0 "$influx_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "InfluxBench: influxd did not start:" >&2
-    tail -20 "$work/influxd.log" >&2
-    exit 1
-}
+influxd_prepare "$work/influx"
+url=$influxd_url
 
 count() { # count(n) of measurement burst in database $1; 0 when there is none yet
     curl -s "$url/query" --data-urlencode "db=$1" --data-urlencode 'q=SELECT count(n) FROM burst' |
@@ -174,7 +136,8 @@ agent_pid=$!
 sleep $((collections + 2)) # every collection published, into the spool
 kill -0 "$agent_pid" 2>/dev/null || { echo "InfluxBench: the agent exited:" >&2; cat "$work/agent.out" >&2; exit 1; }
 
-start_influxd
+influxd_start "$work/influx"
+influx_pid=$influxd_pid
 t0=$(now)
 cpu0=$(cpu_ticks "$agent_pid")
 server0=$(cpu_ticks "$influx_pid")

@@ -16,12 +16,13 @@
 # Usage: bench/post_wrk_influx.sh [BUILD_DIR] [SECONDS] [PLACEMENTS...]   (default: apart shared)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/influxd.sh
 build=${1:-build}
 seconds=${2:-10}
 shift $(( $# > 2 ? 2 : $# ))
 placements=("$@")
 (( ${#placements[@]} > 0 )) || placements=(apart shared)
-for needed in wrk curl taskset /usr/bin/influxd; do
+for needed in wrk curl python3 taskset "${INFLUXD:-/usr/bin/influxd}"; do
     command -v "$needed" >/dev/null || { echo "post_wrk_influx: $needed is missing" >&2; exit 1; }
 done
 if (( $(nproc) < 2 )); then
@@ -69,33 +70,14 @@ measure() { # measure PLACEMENT
     local placement=$1 database_cpus="" client_cpus=""
     if [[ $placement == apart ]]; then database_cpus="taskset -c 0"; client_cpus="taskset -c 1"; fi
     local run="$tmp/$placement"
-    local http_port rpc_port api_port
-    http_port=$(pick_port); rpc_port=$(pick_port); api_port=$(pick_port)
-    local influx="http://127.0.0.1:$http_port"
+    local api_port
+    api_port=$(pick_port)
     mkdir -p "$run"
-    cat > "$run/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$rpc_port"
-[meta]
-  dir = "$run/influx/meta"
-[data]
-  dir = "$run/influx/data"
-  wal-dir = "$run/influx/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:$http_port"
-  log-enabled = false
-[logging]
-  level = "warn"
-CONF
-    $database_cpus /usr/bin/influxd -config "$run/influxdb.conf" > "$run/influxd.log" 2>&1 &
-    influx_pid=$!
-    for _ in $(seq 1 300); do
-        [[ $(curl -s -o /dev/null -w '%{http_code}' "$influx/ping") == 204 ]] && break
-        sleep 0.1
-    done
+    influxd_prepare "$run/influx"
+    # shellcheck disable=SC2086 # $database_cpus is a command prefix, or nothing
+    influxd_start "$run/influx" $database_cpus
+    influx_pid=$influxd_pid
+    local influx=$influxd_url
     curl -s -XPOST "$influx/query" --data-urlencode 'q=CREATE DATABASE direct' >/dev/null
     curl -s -XPOST "$influx/query" --data-urlencode 'q=CREATE DATABASE bench' >/dev/null
 

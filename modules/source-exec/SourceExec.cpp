@@ -615,9 +615,12 @@ private:
         entry->set("disabled_until", disabled_->disabledUntil(plugin.ns, plugin.project, now()));
         std::int64_t nextRun = 0;
         if (plugin.task != 0 && plugin.period > 0 && plugin.nextDue != SteadyClock::time_point{}) {
+            // The first due time from now on, whole periods after the last one known.
+            const SteadyClock::time_point steadyNow = SteadyClock::now();
+            const SteadyClock::duration period = std::chrono::seconds(plugin.period);
             SteadyClock::time_point due = plugin.nextDue;
-            while (due < SteadyClock::now()) due += std::chrono::seconds(plugin.period);
-            nextRun = now() + std::chrono::ceil<std::chrono::seconds>(due - SteadyClock::now()).count();
+            if (due < steadyNow) due += period * ((steadyNow - due) / period + 1);
+            nextRun = now() + std::chrono::ceil<std::chrono::seconds>(due - steadyNow).count();
         }
         entry->set("next_run", nextRun);
         return entry;
