@@ -29,8 +29,9 @@ std::vector<std::string> statusPageRoutes() {
 }
 
 bool isStatusPagePath(const std::string& path) {
-    const auto& files = embeddedFiles();
-    return std::any_of(files.begin(), files.end(), [&path](const EmbeddedFile& file) { return routeOf(file.name) == path; });
+    // Asked on every request when a token is set: the paths are worked out once.
+    static const std::vector<std::string> paths = statusPageRoutes();
+    return std::find(paths.begin(), paths.end(), path) != paths.end();
 }
 
 void registerStatusPage(agent::RouteRegistry& routes) {
