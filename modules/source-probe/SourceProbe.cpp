@@ -9,6 +9,7 @@
 #include <agent/Module.h>
 
 #include <Poco/ClassLibrary.h>
+#include <Poco/NumberFormatter.h>
 #include <Poco/NumberParser.h>
 
 #include <chrono>
@@ -104,8 +105,13 @@ private:
             return;
         }
         double timeout = connectTimeout_;
-        Poco::NumberParser::tryParseFloat(field(entry, "connect_timeout"), timeout);
-        if (!(timeout > 0 && timeout <= 60)) timeout = connectTimeout_; // the entry's own value, if sane
+        const std::string own = field(entry, "connect_timeout");
+        if (!own.empty() && !(Poco::NumberParser::tryParseFloat(own, timeout) && timeout > 0 && timeout <= 60)) {
+            timeout = connectTimeout_;
+            warnOnce(key + "/connect_timeout", "PORT entry " + name + " in " + ns + ": connect_timeout \"" + own +
+                                                   "\" is not 0 to 60 seconds; the module's " +
+                                                   Poco::NumberFormatter::format(connectTimeout_) + " s is used");
+        }
         ports.push_back(PortCheck{ns, name,
                                   {field(entry, "host", "127.0.0.1"), port,
                                    std::chrono::milliseconds(static_cast<long>(timeout * 1000))}});
@@ -151,8 +157,11 @@ private:
         baselines_[key] = ProcBaseline{usage.cpuTicks, now};
     }
 
-    void refuse(const std::string& key, const std::string& message) {
-        if (refused_.emplace(key, message).second) context_->logger().warning("%s; skipped", message);
+    void refuse(const std::string& key, const std::string& message) { warnOnce(key, message + "; skipped"); }
+
+    // Logs a problem of a registry entry the first time it is seen, not every round.
+    void warnOnce(const std::string& key, const std::string& message) {
+        if (warned_.emplace(key, message).second) context_->logger().warning("%s", message);
     }
 
     std::int64_t interval_ = 10;
@@ -162,7 +171,7 @@ private:
     // Only the scheduler's one task for this module touches these (runs never overlap).
     std::map<std::string, Clock::time_point> lastRun_;
     std::map<std::string, ProcBaseline> baselines_;
-    std::map<std::string, std::string> refused_;
+    std::map<std::string, std::string> warned_;
 };
 
 } // namespace

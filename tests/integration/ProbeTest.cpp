@@ -1,6 +1,6 @@
 // The real agent with source-probe: the registry lists a PORT entry for a listening port and one
 // for a closed port, and a PROC entry for a process that runs a binary of its own; the sink gets
-// all three.
+// all three. Bad entries are named in the log once.
 #include "GitServer.h"
 #include "RegistryFixture.h"
 #include "TestSupport.h"
@@ -26,6 +26,7 @@ TEST(Probe, PortAndProcEntriesOfTheRegistryBecomeMetrics) {
     registry.setNamespace("ops", "1",
                           {{{"measurement_type", "PORT"}, {"name", "web"}, {"port", open}, {"interval", "1"}},
                            {{"measurement_type", "PORT"}, {"name", "gone"}, {"port", closed}, {"connect_timeout", "1"}},
+                           {{"measurement_type", "PORT"}, {"name", "odd"}, {"port", open}, {"connect_timeout", "soon"}},
                            {{"measurement_type", "PROC"}, {"name", "sleeper"}, {"bin_path", sleeper}},
                            {{"measurement_type", "PROC"}, {"name", "bad name"}, {"bin_path", "/x"}}});
     const std::string config = writeAgentConfig(dir, AGENT_MODULE_DIR, "[\"source-probe\", \"sink-file\"]",
@@ -42,7 +43,13 @@ TEST(Probe, PortAndProcEntriesOfTheRegistryBecomeMetrics) {
     EXPECT_TRUE(contains(lines, "PROC.sleeper.count,ns=ops,host=test-host value=1i ")) << lines;
     EXPECT_TRUE(contains(lines, "PROC.sleeper.threads,ns=ops,host=test-host value=1i ")) << lines;
     EXPECT_TRUE(contains(lines, "PROC.sleeper.mem.rss,")) << lines;
-    EXPECT_TRUE(contains(readFile(dir / "log/agent.log"), "invalid name \"bad name\"")) << readFile(dir / "log/agent.log");
+    const std::string log = readFile(dir / "log/agent.log");
+    EXPECT_TRUE(contains(log, "invalid name \"bad name\"")) << log;
+    // A bad connect_timeout is named once and the module's is used: the check still runs.
+    EXPECT_TRUE(contains(lines, "PORT.odd." + open + ",ns=ops,host=test-host value=1i ")) << lines;
+    const std::string oddTimeout = "PORT entry odd in ops: connect_timeout \"soon\" is not 0 to 60 seconds; the module's 3 s is used";
+    EXPECT_TRUE(contains(log, oddTimeout)) << log;
+    EXPECT_EQ(log.find(oddTimeout), log.rfind(oddTimeout)) << "logged once, not every round\n" << log;
     agent.signal(SIGTERM);
     EXPECT_EQ(agent.wait(std::chrono::seconds(15)), 0);
 }
